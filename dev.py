@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Set-up and everyday commands; needs only Python 3.11+.
+
+    python3 dev.py serve    # install into .venv if needed, then run the service
+    python3 dev.py test     # install into .venv if needed, then run the whole test suite
+    python3 dev.py lint     # ruff and mypy
+
+The virtual environment is (re)built when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed"
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"slack-tools needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    print("installing slack-tools and its development tools (first run only)", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(*command: str) -> int:
+    return subprocess.run(command, cwd=ROOT, check=False).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    action, rest = argv[0], argv[1:]
+    ensure_environment()
+    if action == "serve":
+        return run(str(BIN / "slack-tools"), "serve", *rest)
+    if action == "test":
+        return run(str(BIN / "python"), "-m", "pytest", *rest)
+    if action == "lint":
+        return run(str(BIN / "ruff"), "check", ".") or run(str(BIN / "mypy"))
+    if action == "cli":
+        return run(str(BIN / "slack-tools"), *rest)
+    print(f"unknown command {action!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

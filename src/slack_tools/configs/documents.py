@@ -1,0 +1,319 @@
+"""Runtime documents: patches, validation against their base, secrets, and diffs.
+
+A stored document holds only what its level overrides (a tenant's own values,
+not the defaults), so a change of a default reaches every tenant that did not
+override it. The effective value of a document is its base (computed from the
+level below) with the document merged on top, validated as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from slack_tools.configs import security
+from slack_tools.configs.config_loader import Layer, merge
+from slack_tools.configs.provenance import Origin, OriginKind, Positions, dotted
+from slack_tools.configs.schema import (
+    APP_FIELDS,
+    TENANT_FIELDS,
+    USER_FIELDS,
+    AppConfig,
+    FieldSpec,
+    Path,
+    TenantConfig,
+    UserConfig,
+)
+from slack_tools.configs.validator import Issue, Level, Stage, errors_in, schema_issues
+from slack_tools.errors import SecretError
+from slack_tools.storage import DocumentKey, DocumentVersion, Scope
+
+MASK = "********"
+
+# Where a tenant's and a user's values come from when their document does not set them.
+TENANT_BASE: Mapping[str, tuple[str, ...]] = {
+    "slack_channel": ("slack", "default_channel"),
+    "alert_threshold": ("tenants", "defaults", "alert_threshold"),
+    "locale": ("localization", "default_locale"),
+    "timezone": ("localization", "default_timezone"),
+    "plan": ("tenants", "defaults", "plan"),
+    "quotas": ("tenants", "defaults", "quotas"),
+    "isolation": ("tenants", "defaults", "isolation"),
+}
+USER_BASE: Mapping[str, tuple[str, ...]] = {"locale": ("locale",), "timezone": ("timezone",)}
+
+
+def fields_for(scope: Scope) -> Mapping[tuple[str, ...], FieldSpec]:
+    return {Scope.GLOBAL: APP_FIELDS, Scope.TENANT: TENANT_FIELDS, Scope.USER: USER_FIELDS}[scope]
+
+
+def model_for(scope: Scope) -> type[BaseModel]:
+    return {Scope.GLOBAL: AppConfig, Scope.TENANT: TenantConfig, Scope.USER: UserConfig}[scope]
+
+
+def tenant_base(app: AppConfig) -> dict[str, Any]:
+    """The values a tenant has before its document says anything."""
+    defaults = app.tenants.defaults
+    return {
+        "slack_channel": app.slack.default_channel,
+        "alert_threshold": defaults.alert_threshold,
+        "locale": app.localization.default_locale,
+        "timezone": app.localization.default_timezone,
+        "plan": defaults.plan,
+        "quotas": dict(defaults.quotas),
+        "isolation": defaults.isolation.value,
+    }
+
+
+def user_base(tenant: TenantConfig) -> dict[str, Any]:
+    """The values a user has before their document says anything."""
+    return {"locale": tenant.locale, "timezone": tenant.timezone}
+
+
+def document_origin(version: DocumentVersion) -> Origin:
+    when = version.created_at.strftime("%Y-%m-%d %H:%M:%SZ")
+    return Origin(
+        OriginKind.DATABASE,
+        f"{version.key.label}, version {version.version} by {version.author} at {when}",
+    )
+
+
+# --- patches ---------------------------------------------------------------------------
+
+
+def apply_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386): mappings merge, ``null`` removes a key, the rest replaces."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            below = result.get(key)
+            result[key] = apply_patch(below if isinstance(below, Mapping) else {}, value)
+        else:
+            result[key] = value
+    return result
+
+
+def patch_for(path: str, value: Any) -> dict[str, Any]:
+    """``("a.b", 1)`` → ``{"a": {"b": 1}}``."""
+    parts = [p for p in path.split(".") if p]
+    if not parts:
+        raise ValueError("empty key path")
+    patch: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        patch = {part: patch}
+    return patch
+
+
+def leaves(data: Mapping[str, Any], path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """Every leaf (non-mapping value) with its path; an empty mapping is a leaf."""
+    for key, value in data.items():
+        child = (*path, key)
+        if isinstance(value, Mapping) and value:
+            yield from leaves(value, child)
+        else:
+            yield child, value
+
+
+def _spec_for(fields: Mapping[tuple[str, ...], FieldSpec], path: Path) -> FieldSpec | None:
+    for end in range(len(path), 0, -1):
+        spec = fields.get(tuple(str(p) for p in path[:end]))
+        if spec is not None:
+            return spec
+    return None
+
+
+def is_secret_path(scope: Scope, path: Path) -> bool:
+    spec = _spec_for(fields_for(scope), path)
+    return spec is not None and spec.is_secret
+
+
+# --- secrets in documents --------------------------------------------------------------
+
+
+def _context(key: DocumentKey, path: Path) -> str:
+    return security.context_for(
+        dotted(path),
+        tenant=key.tenant_id or None,
+        user=key.user_id or None,
+    )
+
+
+def seal_secrets(
+    key: DocumentKey,
+    content: Mapping[str, Any],
+    cipher: security.ValueCipher | None,
+    *,
+    required: bool,
+) -> dict[str, Any]:
+    """Encrypt every secret written in clear; refuse clear text when encryption is required."""
+    result = json.loads(json.dumps(content))
+    for path, value in list(leaves(result)):
+        if not isinstance(value, str) or security.is_encrypted(value):
+            continue
+        if not is_secret_path(key.scope, path):
+            continue
+        if cipher is None:
+            if required:
+                raise SecretError(
+                    f"{dotted(path)}: encryption is required but no master key is configured "
+                    "(SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file)"
+                )
+            continue
+        _replace(result, path, cipher.encrypt(value, _context(key, path)))
+    return result
+
+
+def open_secrets(
+    key: DocumentKey, content: Mapping[str, Any], cipher: security.ValueCipher | None
+) -> tuple[dict[str, Any], list[Issue]]:
+    """Decrypt every ``enc:`` value of a stored document."""
+    result = json.loads(json.dumps(content))
+    issues: list[Issue] = []
+    for path, value in list(leaves(result)):
+        if not security.is_encrypted(value):
+            continue
+        if cipher is None:
+            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path,
+                                "encrypted value but no master key is configured"))
+            continue
+        try:
+            _replace(result, path, cipher.decrypt(value, _context(key, path)))
+        except SecretError as exc:
+            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, str(exc)))
+    return result, issues
+
+
+def reseal(
+    key: DocumentKey, content: Mapping[str, Any], cipher: security.ValueCipher
+) -> tuple[dict[str, Any], int]:
+    """Re-encrypt with the active key every value that uses another; returns the count."""
+    result = json.loads(json.dumps(content))
+    changed = 0
+    for path, value in list(leaves(result)):
+        if security.is_encrypted(value):
+            renewed = cipher.reencrypt(value, _context(key, path))
+            if renewed != value:
+                _replace(result, path, renewed)
+                changed += 1
+    return result, changed
+
+
+def _replace(data: dict[str, Any], path: Path, value: Any) -> None:
+    node: Any = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def global_key_issues(content: Mapping[str, Any], positions: Positions) -> list[Issue]:
+    """Only keys marked runtime-changeable may appear in the global overrides document."""
+    issues: list[Issue] = []
+    for path, _ in leaves(content):
+        spec = _spec_for(APP_FIELDS, path)
+        where = positions.get(path)
+        if spec is None:
+            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, "unknown key", where))
+        elif not spec.is_runtime:
+            issues.append(Issue(
+                Level.ERROR, Stage.SCHEMA, path,
+                "not changeable at run time: set it in a configuration file or the environment",
+                where,
+            ))
+    return issues
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A document merged onto its base and validated."""
+
+    model: BaseModel | None
+    issues: list[Issue]
+
+    @property
+    def ok(self) -> bool:
+        return self.model is not None and not errors_in(self.issues)
+
+
+def check_document(
+    scope: Scope,
+    base: Mapping[str, Any],
+    content: Mapping[str, Any],
+    positions: Positions,
+    resolve_app: Callable[[Layer], tuple[BaseModel | None, list[Issue]]] | None = None,
+) -> Checked:
+    """Validate ``content`` (secrets already opened) as the document of ``scope`` over ``base``.
+
+    The global document is checked key by key here, then as part of the whole
+    application configuration by ``resolve_app`` (business rules included).
+    """
+    if scope is Scope.GLOBAL:
+        issues = global_key_issues(content, positions)
+        if issues or resolve_app is None:
+            return Checked(None, issues)
+        model, issues = resolve_app(Layer("global overrides", content, positions))
+        return Checked(model, issues)
+    merged = merge(base, content, fields_for(scope))
+    model, issues = schema_issues(
+        model_for(scope), merged, positions, fields=fields_for(scope), unknown_keys=Level.ERROR
+    )
+    return Checked(model, issues)
+
+
+# --- diffs and masking -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    path: Path
+    kind: str  # "added", "removed", "changed"
+    old: Any
+    new: Any
+
+    def format(self) -> str:
+        sign = {"added": "+", "removed": "-", "changed": "~"}[self.kind]
+        if self.kind == "added":
+            return f"{sign} {dotted(self.path)}: {_show(self.new)}"
+        if self.kind == "removed":
+            return f"{sign} {dotted(self.path)}: {_show(self.old)}"
+        return f"{sign} {dotted(self.path)}: {_show(self.old)} → {_show(self.new)}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def mask(scope: Scope, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with every secret value replaced by a mask."""
+    result = json.loads(json.dumps(data, default=str))
+    for path, value in list(leaves(result)):
+        if value is not None and is_secret_path(scope, path):
+            _replace(result, path, MASK)
+    return result
+
+
+def diff(scope: Scope, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """What changed between two stored contents; secrets show only that they changed."""
+    before, after = dict(leaves(old)), dict(leaves(new))
+    changes: list[Change] = []
+    for path in sorted(set(before) | set(after), key=lambda p: tuple(str(x) for x in p)):
+        secret = is_secret_path(scope, path)
+        old_value = MASK if secret and path in before else before.get(path)
+        new_value = MASK if secret and path in after else after.get(path)
+        if path not in before:
+            changes.append(Change(path, "added", None, new_value))
+        elif path not in after:
+            changes.append(Change(path, "removed", old_value, None))
+        elif before[path] != after[path]:
+            if secret:
+                new_value = "******** (changed)"
+            changes.append(Change(path, "changed", old_value, new_value))
+    return changes

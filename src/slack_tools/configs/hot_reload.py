@@ -1,0 +1,104 @@
+"""Hot reload: watch the configuration files and poll the database, reload on change.
+
+Directories are watched rather than files because Kubernetes swaps a ConfigMap
+by replacing a symlink in the directory (a watch on the old file never fires).
+Events are debounced, and a reload happens only when the files' content hash
+changed, so editors that write twice or touch without changing cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+from watchfiles import awatch
+
+from slack_tools.configs.config_loader import expand_paths
+from slack_tools.configs.runtime import ConfigRuntime
+from slack_tools.errors import StorageError
+
+log = structlog.get_logger(__name__)
+
+
+def files_fingerprint(paths: Sequence[Path]) -> str:
+    """Hash of the names and contents of every configuration file under ``paths``."""
+    digest = hashlib.sha256()
+    files, _ = expand_paths(paths)
+    for path in files:
+        digest.update(str(path).encode())
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+class ConfigWatcher:
+    """Reloads ``runtime`` when its files change or another instance writes a document."""
+
+    def __init__(
+        self,
+        runtime: ConfigRuntime,
+        paths: Sequence[Path],
+        *,
+        debounce_seconds: float,
+        poll_database_seconds: float,
+        watch_files: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.paths = tuple(paths)
+        self.debounce_seconds = debounce_seconds
+        self.poll_database_seconds = poll_database_seconds
+        self.watch_files = watch_files and bool(paths)
+        self._fingerprint = files_fingerprint(self.paths)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set."""
+        tasks = [asyncio.create_task(self._poll_database(stop))]
+        if self.watch_files:
+            tasks.append(asyncio.create_task(self._watch_files(stop)))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def check_files(self, trigger: str = "file") -> bool:
+        """Reload if the files' content changed since the last look; True if it reloaded."""
+        fingerprint = await asyncio.to_thread(files_fingerprint, self.paths)
+        if fingerprint == self._fingerprint:
+            return False
+        self._fingerprint = fingerprint
+        await asyncio.to_thread(self.runtime.reload, trigger)
+        return True
+
+    async def _watch_files(self, stop: asyncio.Event) -> None:
+        directories = sorted({p if p.is_dir() else p.parent for p in self.paths})
+        existing = [d for d in directories if d.exists()]
+        if not existing:
+            return
+        debounce_ms = max(int(self.debounce_seconds * 1000), 1)
+        async for _changes in awatch(*existing, debounce=debounce_ms, stop_event=stop,
+                                     recursive=False):
+            try:
+                await self.check_files()
+            except Exception:  # the watcher must outlive any single bad reload
+                log.exception("config.watch_failed")
+
+    async def _poll_database(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_database_seconds)
+            if stop.is_set():
+                return
+            try:
+                await asyncio.to_thread(self.runtime.refresh_from_database)
+            except StorageError as exc:
+                log.warning("config.poll_failed", error=str(exc))

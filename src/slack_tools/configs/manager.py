@@ -1,0 +1,356 @@
+"""``ConfigManager``: the specification's API over the live configuration and its documents.
+
+Reads come from the runtime's current snapshot. Writes go to a versioned
+document (global overrides, a tenant, a user): patch → encrypt secrets →
+validate against the level below → append a version (check-and-set) → apply
+here at once; other instances pick the change up from the database.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from slack_tools.configs import documents
+from slack_tools.configs.config_loader import Layer
+from slack_tools.configs.provenance import Origin, OriginKind, Positions, SCHEMA_DEFAULT, dotted
+from slack_tools.configs.runtime import ConfigChange, ConfigRuntime, EffectiveConfig, ReloadStatus
+from slack_tools.configs.schema import (
+    APP_FIELDS,
+    TENANT_FIELDS,
+    USER_FIELDS,
+    AppConfig,
+    TenantConfig,
+    UserConfig,
+)
+from slack_tools.configs.validator import ConfigValidationError, Issue, Level, Stage, errors_in
+from slack_tools.errors import ConflictError, NotFoundError
+from slack_tools.storage import DocumentKey, DocumentVersion, Scope
+
+
+def default_author() -> str:
+    """Who a write is attributed to when nobody says: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class ExplainEntry:
+    """One layer's say on a key (``key`` as that layer names it)."""
+
+    layer: str
+    origin: str
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A key's effective value and every layer that set it, lowest first."""
+
+    key: str
+    value: Any
+    is_secret: bool
+    entries: tuple[ExplainEntry, ...]
+
+
+def _navigate(data: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    node = data
+    for part in path:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+class ConfigManager:
+    """Load, read, change, version and explain the configuration."""
+
+    def __init__(self, runtime: ConfigRuntime | None = None) -> None:
+        if runtime is None:
+            from slack_tools.configs import default_runtime  # noqa: PLC0415 - avoids a cycle
+
+            runtime = default_runtime()
+        self.runtime = runtime
+
+    # --- reading -------------------------------------------------------------------------
+
+    def load(self) -> AppConfig:
+        """The current application configuration (loaded on first use)."""
+        return self.runtime.config
+
+    @property
+    def config(self) -> AppConfig:
+        return self.runtime.config
+
+    def reload(self, trigger: str = "manual") -> ReloadStatus:
+        return self.runtime.reload(trigger)
+
+    def on_change(self, callback: Callable[[ConfigChange], None]) -> Callable[[], None]:
+        return self.runtime.on_change(callback)
+
+    def effective(self, tenant_id: str, user_id: str | None = None) -> EffectiveConfig:
+        return self.runtime.effective(tenant_id, user_id)
+
+    def get_tenant_config(self, tenant_id: str) -> TenantConfig:
+        """The tenant's effective configuration (defaults with its own values on top)."""
+        return self.runtime.effective(tenant_id).tenant
+
+    def get_user_config(self, tenant_id: str, user_id: str) -> UserConfig:
+        user = self.runtime.effective(tenant_id, user_id).user
+        assert user is not None  # noqa: S101 - asked with a user id
+        return user
+
+    def document(self, key: DocumentKey) -> DocumentVersion | None:
+        """The current stored version of a document (secrets still encrypted)."""
+        return self.runtime.store.current(key)
+
+    def history(self, key: DocumentKey) -> list[DocumentVersion]:
+        return self.runtime.store.history(key)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def update_tenant_config(
+        self, tenant_id: str, changes: Mapping[str, Any], **options: Any
+    ) -> DocumentVersion:
+        """Merge ``changes`` into the tenant's document (creating it), validated and versioned."""
+        return self.apply(DocumentKey.for_scope(tenant_id), changes, **options)
+
+    def update_user_config(
+        self, tenant_id: str, user_id: str, changes: Mapping[str, Any], **options: Any
+    ) -> DocumentVersion:
+        return self.apply(DocumentKey.for_scope(tenant_id, user_id), changes, **options)
+
+    def update_global(self, changes: Mapping[str, Any], **options: Any) -> DocumentVersion:
+        """Change runtime-changeable keys for every tenant, validated and versioned."""
+        return self.apply(DocumentKey(Scope.GLOBAL), changes, **options)
+
+    def set_value(self, key: DocumentKey, path: str, value: Any, **options: Any) -> DocumentVersion:
+        """Set one dotted key (``None`` removes the override)."""
+        return self.apply(key, documents.patch_for(path, value), **options)
+
+    def apply(
+        self,
+        key: DocumentKey,
+        patch: Mapping[str, Any],
+        *,
+        author: str | None = None,
+        comment: str = "",
+        expected_version: int | None = None,
+        positions: Positions | None = None,
+        action: str = "update",
+    ) -> DocumentVersion:
+        """Apply a JSON merge patch to a document as a new version.
+
+        ``expected_version``: refuse with :class:`ConflictError` unless the document
+        is still at that version (0: not yet written). ``positions`` point errors at
+        the file the patch came from.
+        """
+        if not isinstance(patch, Mapping):
+            raise ConfigValidationError([Issue(
+                Level.ERROR, Stage.SYNTAX, (),
+                "a patch must be a mapping of keys to values",
+            )])
+        with self.runtime._lock:  # noqa: SLF001 - one local writer at a time
+            current = self.runtime.store.current(key)
+            stored_before = dict(current.content) if current else {}
+            content = documents.apply_patch(stored_before, patch)
+            return self._write(key, current, content, author=author, comment=comment,
+                               expected_version=expected_version, positions=positions,
+                               action=action)
+
+    def rollback(
+        self, key: DocumentKey, version: int, *, author: str | None = None, comment: str = "",
+        expected_version: int | None = None,
+    ) -> DocumentVersion:
+        """Make an old version current again, as a new version, validated again."""
+        with self.runtime._lock:  # noqa: SLF001 - one local writer at a time
+            old = self.runtime.store.version(key, version)
+            current = self.runtime.store.current(key)
+            return self._write(
+                key, current, dict(old.content), author=author,
+                comment=comment or f"rollback to version {version}",
+                expected_version=expected_version, positions=None, action="rollback",
+                based_on=version, force=True,
+            )
+
+    def _write(
+        self,
+        key: DocumentKey,
+        current: DocumentVersion | None,
+        content: dict[str, Any],
+        *,
+        author: str | None,
+        comment: str,
+        expected_version: int | None,
+        positions: Positions | None,
+        action: str,
+        based_on: int | None = None,
+        force: bool = False,
+    ) -> DocumentVersion:
+        base_version = current.version if current else 0
+        if expected_version is not None and expected_version != base_version:
+            raise ConflictError(
+                f"{key.label} is at version {base_version}, the change was based on "
+                f"version {expected_version}: read it again and re-apply your change"
+            )
+        if current is not None and not force and content == dict(current.content):
+            return current
+        sealed = self._validate(key, content, positions)
+        version = self.runtime.store.append(
+            key, sealed, expected_version=base_version, author=author or default_author(),
+            comment=comment, action=action, based_on=based_on,
+        )
+        self.runtime.apply_written(version)
+        return version
+
+    def _validate(
+        self, key: DocumentKey, content: dict[str, Any], positions: Positions | None
+    ) -> dict[str, Any]:
+        """Seal secrets and validate; returns the content to store."""
+        snapshot = self.runtime.snapshot
+        app = snapshot.loaded.config
+        cipher = snapshot.loaded.cipher
+        sealed = documents.seal_secrets(
+            key, content, cipher, required=app.security.encryption.required
+        )
+        opened, issues = documents.open_secrets(key, sealed, cipher)
+        pending = Origin(OriginKind.DATABASE, f"change to {key.label}")
+        where: dict[Any, Origin] = {p: pending for p, _ in documents.leaves(opened)}
+        where.update(positions or {})
+        if errors_in(issues):
+            raise ConfigValidationError(issues)
+        def resolve_app(layer: Layer) -> tuple[BaseModel | None, list[Issue]]:
+            try:
+                loaded = self.runtime.resolve_with_global(Layer(layer.name, sealed, where))
+            except ConfigValidationError as exc:
+                return None, list(exc.issues)
+            return loaded.config, list(loaded.issues)
+
+        if key.scope is Scope.USER:
+            base = documents.user_base(self.get_tenant_config(key.tenant_id))
+        elif key.scope is Scope.TENANT:
+            base = documents.tenant_base(app)
+        else:
+            base = {}
+        checked = documents.check_document(key.scope, base, opened, where, resolve_app)
+        if not checked.ok:
+            raise ConfigValidationError(checked.issues)
+        return sealed
+
+    # --- looking back --------------------------------------------------------------------
+
+    def _opened(self, version: DocumentVersion) -> dict[str, Any]:
+        content, _ = documents.open_secrets(
+            version.key, version.content, self.runtime.snapshot.loaded.cipher
+        )
+        return content
+
+    def diff(self, key: DocumentKey, old: int, new: int) -> list[documents.Change]:
+        """What changed from version ``old`` to version ``new`` (secrets masked)."""
+        store = self.runtime.store
+        before = {} if old == 0 else self._opened(store.version(key, old))
+        after = self._opened(store.version(key, new))
+        return documents.diff(key.scope, before, after)
+
+    def show(self, key: DocumentKey) -> dict[str, Any]:
+        """The effective configuration at that level, secrets masked."""
+        if key.scope is Scope.GLOBAL:
+            data = self.config.model_dump(mode="json", by_alias=True)
+        elif key.scope is Scope.TENANT:
+            data = self.get_tenant_config(key.tenant_id).model_dump(mode="json", by_alias=True)
+        else:
+            data = self.get_user_config(key.tenant_id, key.user_id).model_dump(
+                mode="json", by_alias=True
+            )
+        return documents.mask(key.scope, data)
+
+    def explain(
+        self, key_path: str, tenant_id: str | None = None, user_id: str | None = None
+    ) -> Explanation:
+        """Where the value of ``key_path`` comes from, layer by layer."""
+        path = tuple(p for p in key_path.split(".") if p)
+        if user_id is not None and tenant_id is not None and _known(USER_FIELDS, path):
+            return self._explain_user(path, tenant_id, user_id)
+        if tenant_id is not None and _known(TENANT_FIELDS, path):
+            return self._explain_tenant(path, tenant_id)
+        if _known(APP_FIELDS, path) or _is_section(path):
+            return self._explain_app(path)
+        raise NotFoundError(
+            f"unknown key {key_path!r}: see docs/configuration.md for the keys"
+            + ("" if tenant_id else " (tenant and user keys need --tenant / --user)")
+        )
+
+    def _explain_app(self, path: tuple[str, ...]) -> Explanation:
+        snapshot = self.runtime.snapshot
+        secret = documents.is_secret_path(Scope.GLOBAL, path)
+        entries = [ExplainEntry("schema", SCHEMA_DEFAULT.describe(), dotted(path), _default(path))]
+        for layer in snapshot.loaded.layers:
+            found, value = layer.get(path)
+            if found:
+                origin = layer.positions.get(path)
+                entries.append(ExplainEntry(
+                    layer.name, origin.describe() if origin else layer.name, dotted(path),
+                    documents.MASK if secret and value is not None else value,
+                ))
+        dumped = snapshot.loaded.config.model_dump(mode="json", by_alias=True)
+        _, value = _navigate(documents.mask(Scope.GLOBAL, dumped), path)
+        return Explanation(dotted(path), value, secret, tuple(entries))
+
+    def _explain_tenant(self, path: tuple[str, ...], tenant_id: str) -> Explanation:
+        effective = self.runtime.effective(tenant_id)
+        source = documents.TENANT_BASE.get(path[0])
+        entries = list(self._explain_app((*source, *path[1:])).entries) if source else []
+        self._add_document_entry(entries, DocumentKey.for_scope(tenant_id), path)
+        dumped = documents.mask(Scope.TENANT, effective.tenant.model_dump(mode="json", by_alias=True))
+        _, value = _navigate(dumped, path)
+        secret = documents.is_secret_path(Scope.TENANT, path)
+        return Explanation(dotted(path), value, secret, tuple(entries))
+
+    def _explain_user(self, path: tuple[str, ...], tenant_id: str, user_id: str) -> Explanation:
+        effective = self.runtime.effective(tenant_id, user_id)
+        source = documents.USER_BASE.get(path[0])
+        entries = list(self._explain_tenant(source, tenant_id).entries) if source else []
+        self._add_document_entry(entries, DocumentKey.for_scope(tenant_id, user_id), path)
+        assert effective.user is not None  # noqa: S101 - asked with a user id
+        _, value = _navigate(effective.user.model_dump(mode="json"), path)
+        return Explanation(dotted(path), value, False, tuple(entries))
+
+    def _add_document_entry(
+        self, entries: list[ExplainEntry], key: DocumentKey, path: tuple[str, ...]
+    ) -> None:
+        current = self.runtime.store.current(key)
+        if current is None:
+            return
+        found, value = _navigate(current.content, path)
+        if found:
+            secret = documents.is_secret_path(key.scope, path)
+            entries.append(ExplainEntry(
+                key.label, documents.document_origin(current).describe(), dotted(path),
+                documents.MASK if secret and value is not None else value,
+            ))
+
+
+def _known(fields: Mapping[tuple[str, ...], Any], path: tuple[str, ...]) -> bool:
+    return any(path[:end] in fields for end in range(len(path), 0, -1))
+
+
+def _is_section(path: tuple[str, ...]) -> bool:
+    return any(spec[: len(path)] == path for spec in APP_FIELDS)
+
+
+def _default(path: tuple[str, ...]) -> Any:
+    spec = APP_FIELDS.get(path)
+    if spec is None:
+        return None
+    return documents.MASK if spec.is_secret and spec.default is not None else json.loads(
+        json.dumps(spec.default, default=str)
+    )

@@ -1,0 +1,408 @@
+"""The live configuration of a process: one immutable snapshot, swapped whole on reload.
+
+Readers take ``runtime.config`` (or an effective tenant/user view) and keep a
+reference to an object that never changes. A reload — file change, SIGHUP, admin
+call, or a write seen in the database — loads and validates a complete new
+snapshot first; only then is the reference swapped and subscribers told. An
+invalid reload is rejected, logged, and the old snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path as FsPath
+from typing import Any, Literal
+
+import structlog
+
+from slack_tools.configs import documents
+from slack_tools.configs.config_loader import (
+    Layer,
+    LoadedConfig,
+    ProcessEnvironment,
+    Sources,
+    load_sources,
+    read_environment,
+    resolve,
+)
+from slack_tools.configs.schema import AppConfig, TenantConfig, UserConfig
+from slack_tools.configs.validator import ConfigValidationError, Issue, Level, errors_in
+from slack_tools.errors import NotFoundError
+from slack_tools.storage import (
+    Database,
+    DocumentKey,
+    DocumentStore,
+    DocumentVersion,
+    Scope,
+    check_schema,
+    create_engine,
+    default_sqlite_url,
+    upgrade,
+)
+
+log = structlog.get_logger(__name__)
+
+# Keys read once at start-up: a reload that changes them says a restart is needed.
+RESTART_KEYS: tuple[tuple[str, ...], ...] = (
+    ("server", "host"),
+    ("server", "port"),
+    ("database",),
+    ("data_dir",),
+    ("redis", "url"),
+)
+
+Outcome = Literal["never", "applied", "unchanged", "rejected"]
+
+
+@dataclass(frozen=True)
+class ReloadStatus:
+    """The last reload's outcome, for health checks and metrics."""
+
+    outcome: Outcome
+    trigger: str
+    at: datetime | None
+    active_hash: str
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What subscribers are told after a change has been applied."""
+
+    trigger: str
+    previous: AppConfig
+    current: AppConfig
+    documents: tuple[DocumentKey, ...] = ()
+    restart_needed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EffectiveConfig:
+    """Application, tenant and (optionally) user configuration as one consistent view."""
+
+    app: AppConfig
+    tenant: TenantConfig
+    user: UserConfig | None
+    tenant_version: int
+    user_version: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    sources: Sources
+    loaded: LoadedConfig
+    global_version: DocumentVersion | None
+    global_issues: tuple[Issue, ...] = field(default=())
+
+
+def database_url(config: AppConfig) -> str:
+    """The configured database, or the embedded SQLite file in the data directory."""
+    return config.database.url or default_sqlite_url(config.data_dir or "./data")
+
+
+def open_database(config: AppConfig) -> Database:
+    settings = config.database
+    engine = create_engine(
+        database_url(config),
+        password=settings.password.get_secret_value() if settings.password else None,
+        pool_size=settings.pool_size,
+        echo=settings.echo,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
+    return Database(engine)
+
+
+def global_layer(version: DocumentVersion) -> Layer:
+    """A stored global overrides document as a configuration layer."""
+    origin = documents.document_origin(version)
+    positions = {path: origin for path, _ in documents.leaves(version.content)}
+    return Layer(f"global overrides v{version.version}", version.content, positions)
+
+
+def _value_at(config: AppConfig, path: tuple[str, ...]) -> Any:
+    node: Any = config
+    for part in path:
+        node = getattr(node, part)
+    return node
+
+
+class ConfigRuntime:
+    """Holds the current snapshot, the store of runtime documents, and the subscribers."""
+
+    def __init__(
+        self,
+        environment: ProcessEnvironment,
+        *,
+        files: Sequence[FsPath] | None = None,
+        database: Database | None = None,
+        migrate: bool | None = None,
+    ) -> None:
+        self.environment = environment
+        self._files = files
+        self._database = database
+        self._migrate = migrate
+        self._lock = threading.RLock()
+        self._snapshot: Snapshot | None = None
+        self._subscribers: list[Callable[[ConfigChange], None]] = []
+        self._effective: dict[tuple[str, str], EffectiveConfig] = {}
+        self._generation = 0
+        self._seen_change = 0
+        self.status = ReloadStatus("never", "", None, "")
+        self.reload_counts: Counter[tuple[str, Outcome]] = Counter()
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> ConfigRuntime:
+        return cls(read_environment(environ), **options)
+
+    # --- start-up ------------------------------------------------------------------------
+
+    def start(self) -> Snapshot:
+        """Load files and environment, open the database, apply the stored overrides."""
+        with self._lock:
+            if self._snapshot is not None:
+                return self._snapshot
+            sources = load_sources(self.environment, self._files)
+            base = resolve(sources)
+            if self._database is None:
+                self._database = open_database(base.config)
+            migrate = base.config.database.auto_migrate if self._migrate is None else self._migrate
+            if migrate:
+                upgrade(self._database.engine)
+            else:
+                check_schema(self._database.engine)
+            self._store = DocumentStore(self._database.engine)
+            self._seen_change = self._store.last_change_id()
+            snapshot = self._with_overrides(sources, base)
+            self._snapshot = snapshot
+            self._record(ReloadStatus(
+                "applied" if not snapshot.global_issues else "rejected",
+                "start", datetime.now(UTC), snapshot.loaded.content_hash,
+                tuple(i.format() for i in errors_in(snapshot.global_issues)),
+            ))
+            return snapshot
+
+    def _with_overrides(self, sources: Sources, base: LoadedConfig) -> Snapshot:
+        """Add the stored global overrides; if they no longer validate, serve without them."""
+        current = self._store.current(DocumentKey(Scope.GLOBAL))
+        if current is None:
+            return Snapshot(sources, base, None)
+        try:
+            return Snapshot(sources, resolve(sources, [global_layer(current)]), current)
+        except ConfigValidationError as exc:
+            log.error(
+                "config.global_overrides_invalid",
+                version=current.version,
+                errors=[i.format() for i in errors_in(exc.issues)],
+                hint="fix or roll back with: slack-tools config history / config rollback",
+            )
+            return Snapshot(sources, base, None, exc.issues)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot if self._snapshot is not None else self.start()
+
+    @property
+    def config(self) -> AppConfig:
+        return self.snapshot.loaded.config
+
+    @property
+    def database(self) -> Database:
+        self.snapshot  # noqa: B018 - starting opens the database
+        assert self._database is not None  # noqa: S101 - set by start()
+        return self._database
+
+    @property
+    def store(self) -> DocumentStore:
+        self.snapshot  # noqa: B018 - starting opens the store
+        return self._store
+
+    def _record(self, status: ReloadStatus) -> None:
+        self.status = status
+        self.reload_counts[(status.trigger, status.outcome)] += 1
+
+    # --- subscribers ---------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[ConfigChange], None]) -> Callable[[], None]:
+        """Call ``callback`` after every applied change; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, change: ConfigChange) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(change)
+            except Exception:  # one broken subscriber must not stop the others
+                log.exception("config.subscriber_failed", subscriber=repr(callback))
+
+    # --- reloads -------------------------------------------------------------------------
+
+    def reload(self, trigger: str = "manual") -> ReloadStatus:
+        """Re-read files and stored overrides; apply only if everything validates."""
+        with self._lock:
+            old = self.snapshot
+            try:
+                sources = load_sources(self.environment, self._files)
+                current = self.store.current(DocumentKey(Scope.GLOBAL))
+                layers = [global_layer(current)] if current else []
+                loaded = resolve(sources, layers)
+            except ConfigValidationError as exc:
+                errors = tuple(i.format() for i in errors_in(exc.issues))
+                log.error("config.reload_rejected", trigger=trigger, errors=list(errors))
+                self._record(ReloadStatus(
+                    "rejected", trigger, datetime.now(UTC), old.loaded.content_hash, errors
+                ))
+                return self.status
+            return self._swap(Snapshot(sources, loaded, current), trigger, ())
+
+    def _swap(
+        self, new: Snapshot, trigger: str, changed: tuple[DocumentKey, ...]
+    ) -> ReloadStatus:
+        old = self.snapshot
+        now = datetime.now(UTC)
+        if new.loaded.content_hash == old.loaded.content_hash and not changed:
+            self._snapshot = new
+            self._record(ReloadStatus("unchanged", trigger, now, new.loaded.content_hash))
+            return self.status
+        restart = tuple(
+            ".".join(path) for path in RESTART_KEYS
+            if _value_at(old.loaded.config, path) != _value_at(new.loaded.config, path)
+        )
+        if restart:
+            log.warning("config.restart_needed", keys=list(restart), trigger=trigger)
+        self._snapshot = new
+        self._invalidate_all()
+        self._record(ReloadStatus("applied", trigger, now, new.loaded.content_hash))
+        for issue in new.loaded.issues:
+            if issue.level is Level.WARNING:
+                log.debug("config.warning", issue=issue.format())
+        log.info("config.reloaded", trigger=trigger, hash=new.loaded.content_hash[:12])
+        self._notify(ConfigChange(trigger, old.loaded.config, new.loaded.config, changed, restart))
+        return self.status
+
+    def resolve_with_global(self, layer: Layer) -> LoadedConfig:
+        """The application configuration if ``layer`` were the global overrides."""
+        return resolve(self.snapshot.sources, [layer])
+
+    def apply_written(self, version: DocumentVersion) -> None:
+        """Make a document this process just wrote take effect here at once."""
+        with self._lock:
+            self._seen_change = max(self._seen_change, version.change_id)
+            if version.key.scope is Scope.GLOBAL:
+                loaded = resolve(self.snapshot.sources, [global_layer(version)])
+                self._swap(Snapshot(self.snapshot.sources, loaded, version), "write", (version.key,))
+                return
+            self._invalidate(version.key)
+            config = self.config
+            self._notify(ConfigChange("write", config, config, (version.key,)))
+
+    def refresh_from_database(self) -> tuple[DocumentKey, ...]:
+        """Pick up documents written by other instances; returns the ones that changed."""
+        last = self.store.last_change_id()
+        if last == self._seen_change:
+            return ()
+        with self._lock:
+            changed = tuple(self.store.changed_since(self._seen_change))
+            self._seen_change = last
+            if any(key.scope is Scope.GLOBAL for key in changed):
+                old = self.snapshot
+                current = self.store.current(DocumentKey(Scope.GLOBAL))
+                try:
+                    loaded = resolve(old.sources, [global_layer(current)] if current else [])
+                except ConfigValidationError as exc:
+                    errors = tuple(i.format() for i in errors_in(exc.issues))
+                    log.error("config.reload_rejected", trigger="database", errors=list(errors))
+                    self._record(ReloadStatus("rejected", "database", datetime.now(UTC),
+                                               old.loaded.content_hash, errors))
+                    return changed
+                self._swap(Snapshot(old.sources, loaded, current), "database", changed)
+                return changed
+            for key in changed:
+                self._invalidate(key)
+            config = self.config
+            self._notify(ConfigChange("database", config, config, changed))
+            return changed
+
+    # --- effective views -----------------------------------------------------------------
+
+    def _invalidate_all(self) -> None:
+        self._generation += 1
+        self._effective = {}
+
+    def _invalidate(self, key: DocumentKey) -> None:
+        self._generation += 1
+        if key.scope is Scope.GLOBAL:
+            self._effective = {}
+        elif key.scope is Scope.TENANT:
+            self._effective = {k: v for k, v in self._effective.items() if k[0] != key.tenant_id}
+        else:
+            self._effective.pop((key.tenant_id, key.user_id), None)
+
+    def effective(self, tenant_id: str, user_id: str | None = None) -> EffectiveConfig:
+        """The configuration as tenant ``tenant_id`` (and user) sees it; cached until a change."""
+        cache_key = (tenant_id, user_id or "")
+        found = self._effective.get(cache_key)
+        if found is not None:
+            return found
+        generation = self._generation
+        computed = self._compute(tenant_id, user_id)
+        with self._lock:
+            # A change applied while computing makes the result stale: return it, don't keep it.
+            if generation == self._generation:
+                self._effective[cache_key] = computed
+        return computed
+
+    def _compute(self, tenant_id: str, user_id: str | None) -> EffectiveConfig:
+        snapshot = self.snapshot
+        app = snapshot.loaded.config
+        cipher = snapshot.loaded.cipher
+        tenant_key = DocumentKey.for_scope(tenant_id)
+        tenant_doc = self.store.current(tenant_key)
+        if tenant_doc is None:
+            raise NotFoundError(
+                f"tenant {tenant_id!r} has no configuration: create it first "
+                f"(slack-tools config set --tenant {tenant_id} slack_channel '#alerts')"
+            )
+        tenant = self._validated(Scope.TENANT, tenant_key, documents.tenant_base(app),
+                                 tenant_doc, cipher)
+        assert isinstance(tenant, TenantConfig)  # noqa: S101 - model_for(TENANT)
+        user: UserConfig | None = None
+        user_version = 0
+        if user_id is not None:
+            user_key = DocumentKey.for_scope(tenant_id, user_id)
+            user_doc = self.store.current(user_key)
+            user_version = user_doc.version if user_doc else 0
+            validated = self._validated(Scope.USER, user_key, documents.user_base(tenant),
+                                        user_doc, cipher)
+            assert isinstance(validated, UserConfig)  # noqa: S101 - model_for(USER)
+            user = validated
+        return EffectiveConfig(app, tenant, user, tenant_doc.version, user_version)
+
+    @staticmethod
+    def _validated(
+        scope: Scope,
+        key: DocumentKey,
+        base: Mapping[str, Any],
+        stored: DocumentVersion | None,
+        cipher: Any,
+    ) -> Any:
+        content, issues = documents.open_secrets(key, stored.content if stored else {}, cipher)
+        origin = documents.document_origin(stored) if stored else None
+        positions = {p: origin for p, _ in documents.leaves(content)} if origin else {}
+        checked = documents.check_document(scope, base, content, positions)
+        issues += checked.issues
+        if errors_in(issues) or checked.model is None:
+            raise ConfigValidationError(issues)
+        return checked.model

@@ -1,0 +1,186 @@
+"""Encryption of sensitive configuration values, in the manner of SOPS.
+
+A value is stored as ``enc:v1:<key-id>:<base64(nonce || ciphertext)>``: AES-256-GCM
+with a random 96-bit nonce and the value's *context* — its scope and key path,
+``global/slack.bot_token`` or ``tenant/<id>/slack_bot_token`` — as associated
+data. The key path is therefore bound to the value: the same ciphertext pasted
+under another key, or into another tenant's document, fails to decrypt.
+
+Master keys come from a :class:`KeyProvider`; the environment
+(``SLACK_TOOLS_MASTER_KEYS="id1:base64,id2:base64"``) and key files are built
+in, and anything with the same three methods (a KMS, an HSM) can stand in.
+The first key is active; the others only decrypt, until they are removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+
+from slack_tools.errors import SecretError
+
+PREFIX = "enc:v1:"
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN = re.compile(r"^enc:v1:([A-Za-z0-9_-]{1,64}):([A-Za-z0-9+/=]+)$")
+_NONCE_BYTES = 12
+KEY_BYTES = 32
+
+
+def is_encrypted(value: object) -> bool:
+    """Whether ``value`` is written in the ``enc:v1:`` form."""
+    return isinstance(value, str) and value.startswith("enc:")
+
+
+def context_for(path: str, *, tenant: str | None = None, user: str | None = None) -> str:
+    """The associated data of a value at dotted ``path`` in a global, tenant or user document."""
+    if user is not None:
+        return f"user/{tenant}/{user}/{path}"
+    if tenant is not None:
+        return f"tenant/{tenant}/{path}"
+    return f"global/{path}"
+
+
+class KeyProvider(Protocol):
+    """Where master keys come from; the first of ``key_ids`` encrypts."""
+
+    def key_ids(self) -> Sequence[str]: ...
+
+    def key(self, key_id: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class StaticKeyProvider:
+    """Keys held in memory, read once from the environment or a key file."""
+
+    keys: Mapping[str, bytes]
+    order: tuple[str, ...]
+    source: str
+
+    def key_ids(self) -> Sequence[str]:
+        return self.order
+
+    def key(self, key_id: str) -> bytes:
+        try:
+            return self.keys[key_id]
+        except KeyError:
+            raise SecretError(
+                f"unknown key id {key_id!r}: {self.source} holds {', '.join(self.order)}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"StaticKeyProvider(ids={self.order!r}, source={self.source!r})"
+
+
+def parse_keys(entries: Sequence[str], source: str) -> StaticKeyProvider:
+    """Parse ``id:base64`` entries; the first one becomes the active key."""
+    keys: dict[str, bytes] = {}
+    order: list[str] = []
+    for number, entry in enumerate(entries, start=1):
+        key_id, sep, encoded = entry.strip().partition(":")
+        where = f"{source}, entry {number}"
+        if not sep or not _KEY_ID.match(key_id):
+            raise SecretError(f"{where}: expected 'id:base64' with an id of letters, digits, - or _")
+        try:
+            material = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise SecretError(f"{where} ({key_id}): the key is not valid base64") from None
+        if len(material) != KEY_BYTES:
+            raise SecretError(
+                f"{where} ({key_id}): a key must be {KEY_BYTES} bytes (AES-256), not {len(material)}"
+            )
+        if key_id in keys:
+            raise SecretError(f"{where}: key id {key_id!r} appears twice")
+        keys[key_id] = material
+        order.append(key_id)
+    if not order:
+        raise SecretError(f"{source}: no key")
+    return StaticKeyProvider(keys, tuple(order), source)
+
+
+def read_key_file(path: Path) -> StaticKeyProvider:
+    """Keys from a file, one ``id:base64`` per line; blank lines and ``#`` comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SecretError(f"cannot read key file {path}: {exc.strerror}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return parse_keys(lines, f"key file {path}")
+
+
+def build_key_provider(
+    master_keys: SecretStr | None, key_file: str | None, *, base_dir: Path | None = None
+) -> StaticKeyProvider | None:
+    """The provider the configuration asks for, or None when no key is configured."""
+    if master_keys is not None and master_keys.get_secret_value().strip():
+        entries = master_keys.get_secret_value().split(",")
+        return parse_keys([e for e in entries if e.strip()], "SLACK_TOOLS_MASTER_KEYS")
+    if key_file:
+        path = Path(key_file)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return read_key_file(path)
+    return None
+
+
+def generate_key() -> str:
+    """A fresh random AES-256 key, base64-encoded."""
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+
+
+class ValueCipher:
+    """Encrypts and decrypts single values bound to their context."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self._keys = keys
+
+    @property
+    def active_key_id(self) -> str:
+        return self._keys.key_ids()[0]
+
+    def encrypt(self, plaintext: str, context: str) -> str:
+        key_id = self.active_key_id
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = AESGCM(self._keys.key(key_id)).encrypt(
+            nonce, plaintext.encode("utf-8"), context.encode("utf-8")
+        )
+        return f"{PREFIX}{key_id}:{base64.b64encode(nonce + sealed).decode('ascii')}"
+
+    def key_id_of(self, token: str, context: str) -> str:
+        found = _TOKEN.match(token)
+        if found is None:
+            raise SecretError(f"{context}: not a valid enc:v1:<key-id>:<base64> value")
+        return found.group(1)
+
+    def decrypt(self, token: str, context: str) -> str:
+        key_id = self.key_id_of(token, context)
+        try:
+            key = self._keys.key(key_id)
+        except SecretError as exc:
+            raise SecretError(f"{context}: {exc}") from None
+        raw = base64.b64decode(_TOKEN.match(token).group(2))  # type: ignore[union-attr]
+        nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+        try:
+            plain = AESGCM(key).decrypt(nonce, sealed, context.encode("utf-8"))
+        except (InvalidTag, ValueError):
+            raise SecretError(
+                f"{context}: cannot decrypt with key {key_id!r}: the value was altered, "
+                "or it was encrypted for another key path or tenant"
+            ) from None
+        return plain.decode("utf-8")
+
+    def reencrypt(self, token: str, context: str) -> str:
+        """The same value under the active key (unchanged if it already uses it)."""
+        if self.key_id_of(token, context) == self.active_key_id:
+            return token
+        return self.encrypt(self.decrypt(token, context), context)

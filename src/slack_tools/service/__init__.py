@@ -1,0 +1,1 @@
+"""Runtime wiring: the HTTP app, background tasks and process lifecycle."""

@@ -1,0 +1,54 @@
+"""``slack-tools serve``: start the configuration, the HTTP server and the background work."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+import uvicorn
+
+from slack_tools.configs import ConfigRuntime, set_default_runtime
+from slack_tools.service.app import create_app
+from slack_tools.service.container import build_service, known_secrets
+from slack_tools.service.logging import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None = None) -> None:
+    """Run until SIGINT/SIGTERM; SIGHUP reloads the configuration."""
+    config = runtime.config
+    configure_logging(
+        config.monitoring.log_level, config.monitoring.log_format, secrets=known_secrets(runtime)
+    )
+    set_default_runtime(runtime)
+    service = build_service(runtime)
+    app = create_app(service)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or config.server.host,
+            port=port or config.server.port,
+            log_config=None,
+            access_log=config.server.access_log,
+            timeout_graceful_shutdown=int(config.server.graceful_shutdown_seconds),
+            server_header=False,
+        )
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(runtime.reload, "signal"))
+        )
+        log.info(
+            "service.starting",
+            environment=config.environment.value,
+            database=service.database.safe_url,
+            address=f"http://{server.config.host}:{server.config.port}",
+            warnings=len(runtime.snapshot.loaded.warnings),
+        )
+        await server.serve()
+
+    asyncio.run(main())

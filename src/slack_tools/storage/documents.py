@@ -1,0 +1,296 @@
+"""Versioned documents: every write is a new version; nothing is ever overwritten.
+
+Writes are check-and-set: a write names the version it was based on and is
+refused with :class:`ConflictError` when another write got there first, so no
+change is lost silently. A rollback is an ordinary write whose content is an
+old version's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from slack_tools.errors import ConflictError, NotFoundError, StorageError
+from slack_tools.storage.database import describe
+from slack_tools.storage.tables import config_documents, config_versions
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+
+
+class Scope(StrEnum):
+    GLOBAL = "global"
+    TENANT = "tenant"
+    USER = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKey:
+    """Which document: the global overrides, a tenant's, or a user's within a tenant."""
+
+    scope: Scope
+    tenant_id: str = ""
+    user_id: str = ""
+
+    def __post_init__(self) -> None:
+        needs = {Scope.GLOBAL: (False, False), Scope.TENANT: (True, False), Scope.USER: (True, True)}
+        tenant_needed, user_needed = needs[self.scope]
+        for name, value, needed in (("tenant", self.tenant_id, tenant_needed),
+                                    ("user", self.user_id, user_needed)):
+            if needed and not _ID.match(value):
+                raise ValueError(
+                    f"invalid {name} id {value!r}: letters, digits and . _ @ - (at most 128)"
+                )
+            if not needed and value:
+                raise ValueError(f"a {self.scope} document has no {name} id")
+
+    @classmethod
+    def for_scope(cls, tenant_id: str | None = None, user_id: str | None = None) -> DocumentKey:
+        """The key of the document named by optional tenant and user ids."""
+        if user_id is not None:
+            if tenant_id is None:
+                raise ValueError("a user document belongs to a tenant: give the tenant too")
+            return cls(Scope.USER, tenant_id, user_id)
+        if tenant_id is not None:
+            return cls(Scope.TENANT, tenant_id)
+        return cls(Scope.GLOBAL)
+
+    @property
+    def label(self) -> str:
+        if self.scope is Scope.USER:
+            return f"user {self.user_id} of tenant {self.tenant_id}"
+        if self.scope is Scope.TENANT:
+            return f"tenant {self.tenant_id}"
+        return "global overrides"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentVersion:
+    """One stored version of a document."""
+
+    key: DocumentKey
+    version: int
+    content: Mapping[str, Any]
+    content_hash: str
+    author: str
+    comment: str
+    action: str
+    based_on: int | None
+    created_at: datetime
+    change_id: int
+
+
+def content_hash(content: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON form of ``content``."""
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class DocumentStore:
+    """Read and append versions of configuration documents."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _select(self) -> sa.Select[Any]:
+        return sa.select(
+            config_versions, config_documents.c.scope, config_documents.c.tenant_id,
+            config_documents.c.user_id,
+        ).join(config_documents, config_documents.c.id == config_versions.c.document_id)
+
+    def _where_key(self, key: DocumentKey) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            config_documents.c.scope == key.scope.value,
+            config_documents.c.tenant_id == key.tenant_id,
+            config_documents.c.user_id == key.user_id,
+        )
+
+    @staticmethod
+    def _row(row: sa.Row[Any]) -> DocumentVersion:
+        return DocumentVersion(
+            key=DocumentKey(Scope(row.scope), row.tenant_id, row.user_id),
+            version=row.version,
+            content=row.content,
+            content_hash=row.content_hash,
+            author=row.author,
+            comment=row.comment,
+            action=row.action,
+            based_on=row.based_on,
+            created_at=_utc(row.created_at),
+            change_id=row.id,
+        )
+
+    def _fetch(self, statement: sa.Select[Any]) -> list[DocumentVersion]:
+        try:
+            with self._engine.connect() as connection:
+                return [self._row(row) for row in connection.execute(statement)]
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read configuration documents: {describe(exc)}") from None
+
+    def current(self, key: DocumentKey) -> DocumentVersion | None:
+        """The current version, or None when the document was never written."""
+        rows = self._fetch(
+            self._select().where(
+                self._where_key(key),
+                config_versions.c.version == config_documents.c.current_version,
+            )
+        )
+        return rows[0] if rows else None
+
+    def version(self, key: DocumentKey, version: int) -> DocumentVersion:
+        rows = self._fetch(
+            self._select().where(self._where_key(key), config_versions.c.version == version)
+        )
+        if not rows:
+            raise NotFoundError(f"{key.label} has no version {version}")
+        return rows[0]
+
+    def history(self, key: DocumentKey) -> list[DocumentVersion]:
+        """Every version, newest first."""
+        return self._fetch(
+            self._select().where(self._where_key(key)).order_by(config_versions.c.version.desc())
+        )
+
+    def documents(self, scope: Scope | None = None, tenant_id: str | None = None) -> list[DocumentKey]:
+        statement = sa.select(
+            config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id
+        ).order_by(config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id)
+        if scope is not None:
+            statement = statement.where(config_documents.c.scope == scope.value)
+        if tenant_id is not None:
+            statement = statement.where(config_documents.c.tenant_id == tenant_id)
+        try:
+            with self._engine.connect() as connection:
+                return [DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
+                        for r in connection.execute(statement)]
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot list configuration documents: {describe(exc)}") from None
+
+    def last_change_id(self) -> int:
+        """The newest change anywhere; other instances poll it to see writes they did not make."""
+        try:
+            with self._engine.connect() as connection:
+                value = connection.execute(sa.select(sa.func.max(config_versions.c.id))).scalar()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read configuration changes: {describe(exc)}") from None
+        return int(value or 0)
+
+    def changed_since(self, change_id: int) -> list[DocumentKey]:
+        """Documents written after ``change_id``."""
+        statement = (
+            sa.select(config_documents.c.scope, config_documents.c.tenant_id,
+                      config_documents.c.user_id)
+            .join(config_versions, config_documents.c.id == config_versions.c.document_id)
+            .where(config_versions.c.id > change_id)
+            .distinct()
+        )
+        try:
+            with self._engine.connect() as connection:
+                return [DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
+                        for r in connection.execute(statement)]
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read configuration changes: {describe(exc)}") from None
+
+    def append(
+        self,
+        key: DocumentKey,
+        content: Mapping[str, Any],
+        *,
+        expected_version: int,
+        author: str,
+        comment: str = "",
+        action: str = "update",
+        based_on: int | None = None,
+    ) -> DocumentVersion:
+        """Store ``content`` as version ``expected_version + 1``.
+
+        ``expected_version`` is the version the change was based on (0: the
+        document must not exist yet). Raises :class:`ConflictError` when it is no
+        longer the current version.
+        """
+        now = datetime.now(UTC)
+        new_version = expected_version + 1
+        conflict = ConflictError(
+            f"{key.label} changed since version {expected_version}: "
+            "read it again and re-apply your change"
+        )
+        try:
+            with self._engine.begin() as connection:
+                if expected_version == 0:
+                    document_id = connection.execute(
+                        config_documents.insert().values(
+                            scope=key.scope.value, tenant_id=key.tenant_id, user_id=key.user_id,
+                            current_version=1, updated_at=now,
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
+                else:
+                    document_id = connection.execute(
+                        config_documents.update()
+                        .where(self._where_key(key),
+                               config_documents.c.current_version == expected_version)
+                        .values(current_version=new_version, updated_at=now)
+                        .returning(config_documents.c.id)
+                    ).scalar()
+                    if document_id is None:
+                        raise conflict
+                change_id = connection.execute(
+                    config_versions.insert().values(
+                        document_id=document_id, version=new_version, content=dict(content),
+                        content_hash=content_hash(content), author=author, comment=comment,
+                        action=action, based_on=based_on, created_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+        except IntegrityError:
+            raise conflict from None
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot write {key.label}: {describe(exc)}") from None
+        return DocumentVersion(
+            key=key, version=new_version, content=dict(content),
+            content_hash=content_hash(content), author=author, comment=comment, action=action,
+            based_on=based_on, created_at=now, change_id=int(change_id),
+        )
+
+    def all_versions(self) -> list[DocumentVersion]:
+        """Every version of every document (for key rotation)."""
+        return self._fetch(self._select().order_by(config_versions.c.id))
+
+    def reseal_version(self, change_id: int, content: Mapping[str, Any]) -> None:
+        """Replace a version's stored form after its secrets were re-encrypted.
+
+        The one exception to "never overwritten": key rotation changes how secrets
+        are stored, not what they are, and an old key must be removable without
+        leaving history readable only with it.
+        """
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    config_versions.update()
+                    .where(config_versions.c.id == change_id)
+                    .values(content=dict(content), content_hash=content_hash(content))
+                )
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot re-encrypt version {change_id}: {describe(exc)}") from None
+
+    def versions_of(self, scope: Sequence[Scope] | None = None) -> list[DocumentVersion]:
+        """The current version of every document (optionally of some scopes)."""
+        statement = self._select().where(
+            config_versions.c.version == config_documents.c.current_version
+        )
+        if scope:
+            statement = statement.where(config_documents.c.scope.in_([s.value for s in scope]))
+        return self._fetch(statement)

@@ -15,15 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
 from ruamel.yaml import YAML
 
 from slack_tools import __version__
-from slack_tools.configs import ConfigManager, ConfigRuntime, ConfigValidationError
-from slack_tools.configs import security
+from slack_tools.configs import ConfigManager, ConfigRuntime, ConfigValidationError, security
 from slack_tools.configs.config_loader import (
     load_sources,
     parse_yaml_layer,
@@ -35,6 +33,7 @@ from slack_tools.configs.rotation import rotate_documents, rotate_file
 from slack_tools.configs.runtime import open_database
 from slack_tools.configs.validator import Level
 from slack_tools.errors import SecretError, SlackToolsError
+from slack_tools.service.logging import configure_logging
 from slack_tools.storage import DocumentKey, check_schema, head_revision, upgrade
 from slack_tools.storage.database import current_revision
 
@@ -45,8 +44,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-config_app = typer.Typer(help="Validate, show, explain, change, version and encrypt configuration.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="Validate, show, explain, change, version and encrypt configuration.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="Master keys: generate and rotate.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -88,7 +88,7 @@ def _yaml_dump(data: Any) -> str:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     buffer = StringIO()
     yaml.dump(data, buffer)
     return buffer.getvalue()
@@ -134,7 +134,9 @@ def version() -> None:
 
 @config_app.command("validate")
 def config_validate(
-    files: Annotated[list[Path] | None, typer.Argument(help="Operator files (default: SLACK_TOOLS_CONFIG).")] = None,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Operator files (default: SLACK_TOOLS_CONFIG).")
+    ] = None,
     env: Annotated[str | None, typer.Option("--env", help="dev, staging or production.")] = None,
 ) -> None:
     """Check the configuration; print every issue as file:line:col: key.path: message."""
@@ -187,7 +189,9 @@ def config_explain(
 @config_app.command("set")
 def config_set(
     key: Annotated[str, typer.Argument(help="Dotted key.")],
-    value: Annotated[str, typer.Argument(help="JSON value, or plain text for a string; null removes.")],
+    value: Annotated[
+        str, typer.Argument(help="JSON value, or plain text for a string; null removes.")
+    ],
     tenant: Tenant = None,
     user: User = None,
     author: Author = None,
@@ -198,8 +202,14 @@ def config_set(
     manager = _manager()
     document = _key(tenant, user)
     before = manager.document(document)
-    result = manager.set_value(document, key, _parse_value(value), author=author,
-                               comment=comment, expected_version=expect_version)
+    result = manager.set_value(
+        document,
+        key,
+        _parse_value(value),
+        author=author,
+        comment=comment,
+        expected_version=expect_version,
+    )
     _print_write(result.version, document.label, before.version if before else None)
 
 
@@ -223,8 +233,14 @@ def config_apply(
     manager = _manager()
     document = _key(tenant, user)
     before = manager.document(document)
-    result = manager.apply(document, layer.data, author=author, comment=comment,
-                           expected_version=expect_version, positions=layer.positions)
+    result = manager.apply(
+        document,
+        layer.data,
+        author=author,
+        comment=comment,
+        expected_version=expect_version,
+        positions=layer.positions,
+    )
     _print_write(result.version, document.label, before.version if before else None)
 
 
@@ -238,8 +254,14 @@ def config_history(tenant: Tenant = None, user: User = None) -> None:
         table.add_column(column)
     for item in manager.history(document):
         action = f"{item.action} of v{item.based_on}" if item.based_on else item.action
-        table.add_row(str(item.version), item.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      item.author, action, item.comment, item.content_hash[:12])
+        table.add_row(
+            str(item.version),
+            item.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            item.author,
+            action,
+            item.comment,
+            item.content_hash[:12],
+        )
     out.print(table)
 
 
@@ -270,8 +292,9 @@ def config_rollback(
     """Make an old version current again (stored as a new version, validated again)."""
     manager = _manager()
     document = _key(tenant, user)
-    result = manager.rollback(document, version_number, author=author, comment=comment,
-                              expected_version=expect_version)
+    result = manager.rollback(
+        document, version_number, author=author, comment=comment, expected_version=expect_version
+    )
     out.print(f"{document.label}: version {result.version} (= version {version_number})")
 
 
@@ -287,7 +310,7 @@ def _cipher() -> security.ValueCipher:
 
 def _read_stdin() -> str:
     text = sys.stdin.read()
-    return text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\n")
 
 
 @config_app.command("encrypt")
@@ -300,8 +323,9 @@ def config_encrypt(
     value = _read_stdin()
     if not value:
         raise SlackToolsError("nothing on standard input: pipe the value in")
-    out.print(_cipher().encrypt(value, security.context_for(key, tenant=tenant, user=user)),
-              markup=False)
+    out.print(
+        _cipher().encrypt(value, security.context_for(key, tenant=tenant, user=user)), markup=False
+    )
 
 
 @config_app.command("decrypt")
@@ -312,13 +336,18 @@ def config_decrypt(
 ) -> None:
     """Decrypt the enc:v1:… value read from standard input; prints the clear text."""
     token = _read_stdin().strip()
-    out.print(_cipher().decrypt(token, security.context_for(key, tenant=tenant, user=user)),
-              markup=False, highlight=False)
+    out.print(
+        _cipher().decrypt(token, security.context_for(key, tenant=tenant, user=user)),
+        markup=False,
+        highlight=False,
+    )
 
 
 @config_app.command("reference")
 def config_reference(
-    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of stdout.")
+    ] = None,
 ) -> None:
     """Print the configuration reference (docs/configuration.md) from the schema."""
     text = render_reference()
@@ -334,7 +363,9 @@ def config_reference(
 
 @keys_app.command("generate")
 def keys_generate(
-    key_id: Annotated[str | None, typer.Option("--id", help="Key id (default: date-based).")] = None,
+    key_id: Annotated[
+        str | None, typer.Option("--id", help="Key id (default: date-based).")
+    ] = None,
 ) -> None:
     """Print a new master key as id:base64 (put it first in SLACK_TOOLS_MASTER_KEYS)."""
     identifier = key_id or f"k{datetime.now(UTC):%Y%m%d}{secrets.token_hex(2)}"
@@ -345,19 +376,25 @@ def keys_generate(
 
 @keys_app.command("rotate")
 def keys_rotate(
-    files: Annotated[list[Path] | None, typer.Argument(help="YAML files to re-encrypt in place.")] = None,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="YAML files to re-encrypt in place.")
+    ] = None,
 ) -> None:
     """Re-encrypt every encrypted value with the active key, in FILES and in the database."""
     runtime = _runtime()
     cipher = runtime.snapshot.loaded.cipher
     if cipher is None:
-        raise SecretError("no master key: set SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file")
+        raise SecretError(
+            "no master key: set SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file"
+        )
     for path in files or []:
         changed = rotate_file(path, cipher)
         out.print(f"{path}: {changed} value(s) re-encrypted with key {cipher.active_key_id}")
     versions, values = rotate_documents(runtime.store, cipher)
-    out.print(f"database: {values} value(s) in {versions} version(s) re-encrypted "
-              f"with key {cipher.active_key_id}")
+    out.print(
+        f"database: {values} value(s) in {versions} version(s) re-encrypted "
+        f"with key {cipher.active_key_id}"
+    )
 
 
 # --- db -----------------------------------------------------------------------------------
@@ -378,8 +415,9 @@ def db_status() -> None:
     base = resolve(load_sources(read_environment())).config
     database = open_database(base)
     current = current_revision(database.engine)
-    out.print(f"{database.safe_url}: at {current or 'empty'}, code needs {head_revision()}",
-              markup=False)
+    out.print(
+        f"{database.safe_url}: at {current or 'empty'}, code needs {head_revision()}", markup=False
+    )
     check_schema(database.engine)
 
 
@@ -388,18 +426,25 @@ def db_status() -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code instead of exiting."""
+    # Commands talk to people: only warnings and errors are logged, to stderr
+    # (``serve`` sets up its own logging from the configuration).
+    configure_logging("WARNING", "console")
     command = typer.main.get_command(app)
     try:
-        command.main(args=list(argv) if argv is not None else None, prog_name="slack-tools",
-                     standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+        # Without standalone mode click returns the code of typer.Exit instead of exiting.
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="slack-tools",
+            standalone_mode=False,
+        )
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
         err.print("aborted")
         return 1
+    except typer.TyperException as exc:  # usage errors, shown the way click shows them
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
     except ConfigValidationError as exc:
         for issue in exc.issues:
             err.print(issue.format(), markup=False)
@@ -407,7 +452,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except SlackToolsError as exc:
         err.print(f"error: {exc}", markup=False)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from slack_tools.configs.config_loader import LoadedConfig, load_config, read_environment
+from slack_tools.configs.config_loader import LoadedConfig, load_config
 from slack_tools.configs.manager import ConfigManager, Explanation
 from slack_tools.configs.runtime import ConfigChange, ConfigRuntime, EffectiveConfig, ReloadStatus
 from slack_tools.configs.schema import AppConfig, EnvName, Severity, TenantConfig, UserConfig

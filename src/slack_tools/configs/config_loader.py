@@ -43,8 +43,13 @@ from slack_tools.configs.validator import (
 from slack_tools.errors import SecretError
 
 ENV_PREFIX = "SLACK_TOOLS__"
-_ENV_ALIASES = {"dev": "dev", "development": "dev", "staging": "staging", "production": "production",
-                "prod": "production"}
+_ENV_ALIASES = {
+    "dev": "dev",
+    "development": "dev",
+    "staging": "staging",
+    "production": "production",
+    "prod": "production",
+}
 _INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DUPLICATE = re.compile(r'found duplicate key "(.*?)"')
 
@@ -77,10 +82,17 @@ def read_environment(
     name = variables.get("ENVIRONMENT", "dev").strip().lower()
     if name not in _ENV_ALIASES:
         issues.append(
-            Issue(Level.ERROR, Stage.SCHEMA, ("environment",),
-                  "expected dev, staging or production", Origin(OriginKind.ENV, "ENVIRONMENT"))
+            Issue(
+                Level.ERROR,
+                Stage.SCHEMA,
+                ("environment",),
+                "expected dev, staging or production",
+                Origin(OriginKind.ENV, "ENVIRONMENT"),
+            )
         )
-    paths = tuple(FsPath(p) for p in variables.get("SLACK_TOOLS_CONFIG", "").split(":") if p.strip())
+    paths = tuple(
+        FsPath(p) for p in variables.get("SLACK_TOOLS_CONFIG", "").split(":") if p.strip()
+    )
     keys = variables.get("SLACK_TOOLS_MASTER_KEYS")
     return ProcessEnvironment(
         environment=EnvName(_ENV_ALIASES.get(name, "dev")),
@@ -128,13 +140,25 @@ def expand_paths(paths: Iterable[FsPath]) -> tuple[list[FsPath], list[Issue]]:
         if path.is_dir():
             # Kubernetes mounts ConfigMaps as symlinks into a hidden ``..data`` folder; the
             # visible names are what we want, and glob skips dot-entries.
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and
-                                not p.name.startswith(".")))
+            files.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")
+                )
+            )
         elif path.is_file():
             files.append(path)
         else:
-            issues.append(Issue(Level.ERROR, Stage.SYNTAX, (), "no such file or directory",
-                                Origin(OriginKind.FILE, str(path), 1, 1)))
+            issues.append(
+                Issue(
+                    Level.ERROR,
+                    Stage.SYNTAX,
+                    (),
+                    "no such file or directory",
+                    Origin(OriginKind.FILE, str(path), 1, 1),
+                )
+            )
     return files, issues
 
 
@@ -153,8 +177,15 @@ def read_yaml_layer(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8"
-        return None, [Issue(Level.ERROR, Stage.SYNTAX, (), f"cannot read: {reason}",
-                            Origin(OriginKind.FILE, source, 1, 1))]
+        return None, [
+            Issue(
+                Level.ERROR,
+                Stage.SYNTAX,
+                (),
+                f"cannot read: {reason}",
+                Origin(OriginKind.FILE, source, 1, 1),
+            )
+        ]
     return parse_yaml_layer(text, source, variables)
 
 
@@ -169,16 +200,30 @@ def parse_yaml_layer(
         key = found.group(1) if found else "?"
         return None, [_syntax_issue(source, exc, f"duplicate key {key!r}")]
     except MarkedYAMLError as exc:
-        # Only ``problem`` and the mark: ruamel's full message quotes the line, which may hold a secret.
+        # Only ``problem`` and the mark: ruamel's full message quotes the line (maybe a secret).
         return None, [_syntax_issue(source, exc, str(exc.problem or exc.context or "invalid YAML"))]
     except YAMLError as exc:
-        return None, [Issue(Level.ERROR, Stage.SYNTAX, (), f"invalid YAML ({type(exc).__name__})",
-                            Origin(OriginKind.FILE, source, 1, 1))]
+        return None, [
+            Issue(
+                Level.ERROR,
+                Stage.SYNTAX,
+                (),
+                f"invalid YAML ({type(exc).__name__})",
+                Origin(OriginKind.FILE, source, 1, 1),
+            )
+        ]
     if document is None:
         return Layer(source, {}, {}), []
     if not isinstance(document, CommentedMap):
-        return None, [Issue(Level.ERROR, Stage.SYNTAX, (), "the document must be a mapping of keys",
-                            Origin(OriginKind.FILE, source, 1, 1))]
+        return None, [
+            Issue(
+                Level.ERROR,
+                Stage.SYNTAX,
+                (),
+                "the document must be a mapping of keys",
+                Origin(OriginKind.FILE, source, 1, 1),
+            )
+        ]
     converter = _Converter(source, variables)
     data = converter.mapping(document, ())
     return Layer(source, data, converter.positions), converter.issues
@@ -187,7 +232,9 @@ def parse_yaml_layer(
 def _syntax_issue(source: str, exc: MarkedYAMLError, message: str) -> Issue:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    return Issue(Level.ERROR, Stage.SYNTAX, (), message, Origin(OriginKind.FILE, source, line, column))
+    return Issue(
+        Level.ERROR, Stage.SYNTAX, (), message, Origin(OriginKind.FILE, source, line, column)
+    )
 
 
 class _Converter:
@@ -207,15 +254,22 @@ class _Converter:
         for key in node:
             line, column = node.lc.key(key)
             if not isinstance(key, str):
-                self.issues.append(Issue(Level.ERROR, Stage.SYNTAX, path,
-                                         "keys must be strings", self._origin(line, column)))
+                self.issues.append(
+                    Issue(
+                        Level.ERROR,
+                        Stage.SYNTAX,
+                        path,
+                        "keys must be strings",
+                        self._origin(line, column),
+                    )
+                )
                 continue
             child = (*path, key)
             self.positions[child] = self._origin(line, column)
             result[key] = self.value(node[key], child, line, column)
         return result
 
-    def value(self, node: Any, path: Path, line: int, column: int) -> Any:
+    def value(self, node: Any, path: Path, line: int, column: int) -> Any:  # noqa: PLR0911 - one return per YAML node kind
         if isinstance(node, CommentedMap):
             return self.mapping(node, path)
         if isinstance(node, CommentedSeq):
@@ -225,19 +279,25 @@ class _Converter:
                 self.positions[(*path, index)] = self._origin(item_line, item_column)
                 items.append(self.value(item, (*path, index), item_line, item_column))
             return items
-        if node is None or isinstance(node, bool):
-            return node
-        if isinstance(node, int):
-            return int(node)
-        if isinstance(node, float):
-            return float(node)
-        if isinstance(node, datetime | date):
-            return node.isoformat()
         if isinstance(node, str):
             return self.interpolate(str(node), path, line, column)
-        self.issues.append(Issue(Level.ERROR, Stage.SYNTAX, path,
-                                 f"unsupported YAML value ({type(node).__name__})",
-                                 self._origin(line, column)))
+        # ruamel's scalar subclasses (ScalarFloat, …) become the plain built-in types.
+        for kind in (bool, int, float):
+            if isinstance(node, kind):
+                return kind(node)
+        if node is None:
+            return None
+        if isinstance(node, datetime | date):
+            return node.isoformat()
+        self.issues.append(
+            Issue(
+                Level.ERROR,
+                Stage.SYNTAX,
+                path,
+                f"unsupported YAML value ({type(node).__name__})",
+                self._origin(line, column),
+            )
+        )
         return None
 
     def interpolate(self, text: str, path: Path, line: int, column: int) -> str:
@@ -253,11 +313,16 @@ class _Converter:
                 return value
             if default is not None:
                 return default
-            self.issues.append(Issue(
-                Level.ERROR, Stage.SYNTAX, path,
-                f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)",
-                self._origin(line, column),
-            ))
+            self.issues.append(
+                Issue(
+                    Level.ERROR,
+                    Stage.SYNTAX,
+                    path,
+                    f"environment variable {name} is not set "
+                    f"(write ${{{name}:-default}} to give a default)",
+                    self._origin(line, column),
+                )
+            )
             return ""
 
         result = _INTERPOLATION.sub(substitute, text)
@@ -273,52 +338,70 @@ def _parse_env_value(raw: str) -> Any:
     return raw
 
 
+class _EnvironmentLayer:
+    """Collects the keys set by environment variables, with the variable as origin."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.positions: dict[Path, Origin] = {}
+        self.issues: list[Issue] = []
+
+    def put(self, path: tuple[str, ...], value: Any, variable: str) -> None:
+        node = self.data
+        for part in path[:-1]:
+            below = node.get(part)
+            node = node.setdefault(part, {}) if isinstance(below, dict) or below is None else {}
+        node[path[-1]] = value
+        self.positions[path] = Origin(OriginKind.ENV, variable)
+
+    def problem(self, level: Level, path: Path, message: str, variable: str) -> None:
+        self.issues.append(
+            Issue(level, Stage.SYNTAX, path, message, Origin(OriginKind.ENV, variable))
+        )
+
+
+# Variables of the specification handled by hand rather than by a key's ``env`` metadata.
+_SPECIAL_VARIABLES = ("ENVIRONMENT", "SLACK_TOOLS_DATA_DIR", "REDIS_HOST", "REDIS_PORT")
+
+
 def environment_layer(variables: Mapping[str, str]) -> tuple[Layer, list[Issue]]:
     """The environment variables that set configuration keys, as one layer."""
-    data: dict[str, Any] = {}
-    positions: dict[Path, Origin] = {}
-    issues: list[Issue] = []
-
-    def put(path: tuple[str, ...], value: Any, variable: str) -> None:
-        node = data
-        for part in path[:-1]:
-            existing = node.get(part)
-            node = node.setdefault(part, {}) if isinstance(existing, dict) or existing is None else {}
-        node[path[-1]] = value
-        positions[path] = Origin(OriginKind.ENV, variable)
-
+    layer = _EnvironmentLayer()
     if "ENVIRONMENT" in variables:
-        put(("environment",), _ENV_ALIASES.get(variables["ENVIRONMENT"].strip().lower(),
-                                               variables["ENVIRONMENT"]), "ENVIRONMENT")
+        raw = variables["ENVIRONMENT"]
+        layer.put(("environment",), _ENV_ALIASES.get(raw.strip().lower(), raw), "ENVIRONMENT")
     if "SLACK_TOOLS_DATA_DIR" in variables:
-        put(("data_dir",), variables["SLACK_TOOLS_DATA_DIR"], "SLACK_TOOLS_DATA_DIR")
+        layer.put(("data_dir",), variables["SLACK_TOOLS_DATA_DIR"], "SLACK_TOOLS_DATA_DIR")
     for spec in APP_FIELDS.values():
         for variable in spec.env_vars:
-            if variable in variables and variable not in ("ENVIRONMENT", "SLACK_TOOLS_DATA_DIR",
-                                                          "REDIS_HOST", "REDIS_PORT"):
-                put(spec.path, variables[variable], variable)
+            if variable in variables and variable not in _SPECIAL_VARIABLES:
+                layer.put(spec.path, variables[variable], variable)
     if variables.get("REDIS_HOST"):
         port = variables.get("REDIS_PORT", "6379")
-        put(("redis", "url"), f"redis://{variables['REDIS_HOST']}:{port}/0", "REDIS_HOST")
+        layer.put(("redis", "url"), f"redis://{variables['REDIS_HOST']}:{port}/0", "REDIS_HOST")
     elif variables.get("REDIS_PORT"):
-        issues.append(Issue(Level.WARNING, Stage.SCHEMA, ("redis", "url"),
-                            "REDIS_PORT is ignored without REDIS_HOST",
-                            Origin(OriginKind.ENV, "REDIS_PORT")))
-    for variable in sorted(variables):
-        if not variable.startswith(ENV_PREFIX):
-            continue
-        parts = tuple(p.lower() for p in variable[len(ENV_PREFIX):].split("__"))
-        if not all(parts):
-            issues.append(Issue(Level.ERROR, Stage.SYNTAX, (), "expected SLACK_TOOLS__SECTION__KEY",
-                                Origin(OriginKind.ENV, variable)))
-            continue
-        try:
-            put(parts, _parse_env_value(variables[variable]), variable)
-        except json.JSONDecodeError as exc:
-            issues.append(Issue(Level.ERROR, Stage.SYNTAX, parts,
-                                f"invalid JSON at character {exc.pos + 1}: {exc.msg}",
-                                Origin(OriginKind.ENV, variable)))
-    return Layer("environment", data, positions), issues
+        layer.problem(
+            Level.WARNING,
+            ("redis", "url"),
+            "REDIS_PORT is ignored without REDIS_HOST",
+            "REDIS_PORT",
+        )
+    for variable in sorted(v for v in variables if v.startswith(ENV_PREFIX)):
+        _prefixed_variable(layer, variable, variables[variable])
+    return Layer("environment", layer.data, layer.positions), layer.issues
+
+
+def _prefixed_variable(layer: _EnvironmentLayer, variable: str, raw: str) -> None:
+    parts = tuple(p.lower() for p in variable[len(ENV_PREFIX) :].split("__"))
+    if not all(parts):
+        layer.problem(Level.ERROR, (), "expected SLACK_TOOLS__SECTION__KEY", variable)
+        return
+    try:
+        layer.put(parts, _parse_env_value(raw), variable)
+    except json.JSONDecodeError as exc:
+        layer.problem(
+            Level.ERROR, parts, f"invalid JSON at character {exc.pos + 1}: {exc.msg}", variable
+        )
 
 
 # --- merging ----------------------------------------------------------------------------
@@ -335,8 +418,10 @@ def merge(
     for key, value in upper.items():
         child = (*path, key)
         below = result.get(key)
-        if isinstance(value, Mapping) and isinstance(below, Mapping) and (
-            merge_rule(fields, child) == "deep"
+        if (
+            isinstance(value, Mapping)
+            and isinstance(below, Mapping)
+            and (merge_rule(fields, child) == "deep")
         ):
             result[key] = merge(below, value, fields, child)
         else:
@@ -349,7 +434,10 @@ def merge_positions(layers: Sequence[Layer]) -> dict[Path, Origin]:
     positions: dict[Path, Origin] = {}
     for layer in layers:
         for path in layer.positions:
-            if merge_rule(APP_FIELDS, tuple(str(p) for p in path)) == "replace" and path in positions:
+            if (
+                merge_rule(APP_FIELDS, tuple(str(p) for p in path)) == "replace"
+                and path in positions
+            ):
                 # A replaced value takes its whole subtree from this layer.
                 for stale in [p for p in positions if p[: len(path)] == path]:
                     del positions[stale]
@@ -393,9 +481,16 @@ def decrypt_values(
             continue
         where = positions.get(path)
         if cipher is None:
-            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path,
-                                "encrypted value but no master key: set SLACK_TOOLS_MASTER_KEYS "
-                                "or security.encryption.key_file", where))
+            issues.append(
+                Issue(
+                    Level.ERROR,
+                    Stage.SCHEMA,
+                    path,
+                    "encrypted value but no master key: set SLACK_TOOLS_MASTER_KEYS "
+                    "or security.encryption.key_file",
+                    where,
+                )
+            )
             continue
         try:
             replace_at(data, path, cipher.decrypt(value, context(dotted(path))))
@@ -456,9 +551,7 @@ class LoadedConfig:
         return tuple(i for i in self.issues if i.level is Level.WARNING)
 
 
-def load_sources(
-    environment: ProcessEnvironment, files: Sequence[FsPath] | None = None
-) -> Sources:
+def load_sources(environment: ProcessEnvironment, files: Sequence[FsPath] | None = None) -> Sources:
     """Read the packaged file for the environment, the operator files and the variables."""
     issues: list[Issue] = list(environment.issues)
     layers: list[Layer] = []
@@ -504,13 +597,22 @@ def resolve(sources: Sources, runtime_layers: Sequence[Layer] = ()) -> LoadedCon
     issues = list(sources.issues)
     chosen = sources.environment.environment.value
     if data.get("environment", chosen) != chosen:
-        issues.append(Issue(Level.ERROR, Stage.SCHEMA, ("environment",),
-                            f"this process runs as {chosen!r} (ENVIRONMENT); a file cannot change it",
-                            positions.get(("environment",))))
+        issues.append(
+            Issue(
+                Level.ERROR,
+                Stage.SCHEMA,
+                ("environment",),
+                f"this process runs as {chosen!r} (ENVIRONMENT); a file cannot change it",
+                positions.get(("environment",)),
+            )
+        )
     raw = json.loads(json.dumps(data))
 
-    encryption = data.get("security", {}).get("encryption", {}) if isinstance(
-        data.get("security"), Mapping) else {}
+    encryption = (
+        data.get("security", {}).get("encryption", {})
+        if isinstance(data.get("security"), Mapping)
+        else {}
+    )
     key_file = encryption.get("key_file") if isinstance(encryption, Mapping) else None
     cipher: security.ValueCipher | None = None
     try:
@@ -519,8 +621,15 @@ def resolve(sources: Sources, runtime_layers: Sequence[Layer] = ()) -> LoadedCon
         )
         cipher = security.ValueCipher(provider) if provider else None
     except SecretError as exc:
-        issues.append(Issue(Level.ERROR, Stage.SCHEMA, ("security", "encryption", "key_file"),
-                            str(exc), positions.get(("security", "encryption", "key_file"))))
+        issues.append(
+            Issue(
+                Level.ERROR,
+                Stage.SCHEMA,
+                ("security", "encryption", "key_file"),
+                str(exc),
+                positions.get(("security", "encryption", "key_file")),
+            )
+        )
 
     decrypted, found = decrypt_values(data, positions, cipher)
     issues.extend(found)

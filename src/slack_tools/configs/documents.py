@@ -52,7 +52,12 @@ def fields_for(scope: Scope) -> Mapping[tuple[str, ...], FieldSpec]:
 
 
 def model_for(scope: Scope) -> type[BaseModel]:
-    return {Scope.GLOBAL: AppConfig, Scope.TENANT: TenantConfig, Scope.USER: UserConfig}[scope]
+    models: dict[Scope, type[BaseModel]] = {
+        Scope.GLOBAL: AppConfig,
+        Scope.TENANT: TenantConfig,
+        Scope.USER: UserConfig,
+    }
+    return models[scope]
 
 
 def tenant_base(app: AppConfig) -> dict[str, Any]:
@@ -80,6 +85,16 @@ def document_origin(version: DocumentVersion) -> Origin:
         OriginKind.DATABASE,
         f"{version.key.label}, version {version.version} by {version.author} at {when}",
     )
+
+
+def plain_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy made of plain JSON types (tuples become lists, read-only mappings dicts)."""
+    copied: dict[str, Any] = json.loads(json.dumps(data, default=_jsonable))
+    return copied
+
+
+def _jsonable(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else str(value)
 
 
 # --- patches ---------------------------------------------------------------------------
@@ -152,7 +167,7 @@ def seal_secrets(
     required: bool,
 ) -> dict[str, Any]:
     """Encrypt every secret written in clear; refuse clear text when encryption is required."""
-    result = json.loads(json.dumps(content))
+    result = plain_copy(content)
     for path, value in list(leaves(result)):
         if not isinstance(value, str) or security.is_encrypted(value):
             continue
@@ -173,14 +188,20 @@ def open_secrets(
     key: DocumentKey, content: Mapping[str, Any], cipher: security.ValueCipher | None
 ) -> tuple[dict[str, Any], list[Issue]]:
     """Decrypt every ``enc:`` value of a stored document."""
-    result = json.loads(json.dumps(content))
+    result = plain_copy(content)
     issues: list[Issue] = []
     for path, value in list(leaves(result)):
         if not security.is_encrypted(value):
             continue
         if cipher is None:
-            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path,
-                                "encrypted value but no master key is configured"))
+            issues.append(
+                Issue(
+                    Level.ERROR,
+                    Stage.SCHEMA,
+                    path,
+                    "encrypted value but no master key is configured",
+                )
+            )
             continue
         try:
             _replace(result, path, cipher.decrypt(value, _context(key, path)))
@@ -193,7 +214,7 @@ def reseal(
     key: DocumentKey, content: Mapping[str, Any], cipher: security.ValueCipher
 ) -> tuple[dict[str, Any], int]:
     """Re-encrypt with the active key every value that uses another; returns the count."""
-    result = json.loads(json.dumps(content))
+    result = plain_copy(content)
     changed = 0
     for path, value in list(leaves(result)):
         if security.is_encrypted(value):
@@ -223,11 +244,15 @@ def global_key_issues(content: Mapping[str, Any], positions: Positions) -> list[
         if spec is None:
             issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, "unknown key", where))
         elif not spec.is_runtime:
-            issues.append(Issue(
-                Level.ERROR, Stage.SCHEMA, path,
-                "not changeable at run time: set it in a configuration file or the environment",
-                where,
-            ))
+            issues.append(
+                Issue(
+                    Level.ERROR,
+                    Stage.SCHEMA,
+                    path,
+                    "not changeable at run time: set it in a configuration file or the environment",
+                    where,
+                )
+            )
     return issues
 
 
@@ -293,7 +318,7 @@ def _show(value: Any) -> str:
 
 def mask(scope: Scope, data: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``data`` with every secret value replaced by a mask."""
-    result = json.loads(json.dumps(data, default=str))
+    result = plain_copy(data)
     for path, value in list(leaves(result)):
         if value is not None and is_secret_path(scope, path):
             _replace(result, path, MASK)

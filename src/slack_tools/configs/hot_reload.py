@@ -9,8 +9,8 @@ changed, so editors that write twice or touch without changing cost nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import contextlib
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,8 +85,9 @@ class ConfigWatcher:
         if not existing:
             return
         debounce_ms = max(int(self.debounce_seconds * 1000), 1)
-        async for _changes in awatch(*existing, debounce=debounce_ms, stop_event=stop,
-                                     recursive=False):
+        async for _changes in awatch(
+            *existing, debounce=debounce_ms, stop_event=stop, recursive=False
+        ):
             try:
                 await self.check_files()
             except Exception:  # the watcher must outlive any single bad reload

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from slack_tools.configs import documents
 from slack_tools.configs.config_loader import Layer
-from slack_tools.configs.provenance import Origin, OriginKind, Positions, SCHEMA_DEFAULT, dotted
+from slack_tools.configs.provenance import SCHEMA_DEFAULT, Origin, OriginKind, Positions, dotted
 from slack_tools.configs.runtime import ConfigChange, ConfigRuntime, EffectiveConfig, ReloadStatus
 from slack_tools.configs.schema import (
     APP_FIELDS,
@@ -106,7 +106,7 @@ class ConfigManager:
 
     def get_user_config(self, tenant_id: str, user_id: str) -> UserConfig:
         user = self.runtime.effective(tenant_id, user_id).user
-        assert user is not None  # noqa: S101 - asked with a user id
+        assert user is not None
         return user
 
     def document(self, key: DocumentKey) -> DocumentVersion | None:
@@ -155,20 +155,38 @@ class ConfigManager:
         the file the patch came from.
         """
         if not isinstance(patch, Mapping):
-            raise ConfigValidationError([Issue(
-                Level.ERROR, Stage.SYNTAX, (),
-                "a patch must be a mapping of keys to values",
-            )])
+            raise ConfigValidationError(
+                [
+                    Issue(
+                        Level.ERROR,
+                        Stage.SYNTAX,
+                        (),
+                        "a patch must be a mapping of keys to values",
+                    )
+                ]
+            )
         with self.runtime._lock:  # noqa: SLF001 - one local writer at a time
             current = self.runtime.store.current(key)
             stored_before = dict(current.content) if current else {}
             content = documents.apply_patch(stored_before, patch)
-            return self._write(key, current, content, author=author, comment=comment,
-                               expected_version=expected_version, positions=positions,
-                               action=action)
+            return self._write(
+                key,
+                current,
+                content,
+                author=author,
+                comment=comment,
+                expected_version=expected_version,
+                positions=positions,
+                action=action,
+            )
 
     def rollback(
-        self, key: DocumentKey, version: int, *, author: str | None = None, comment: str = "",
+        self,
+        key: DocumentKey,
+        version: int,
+        *,
+        author: str | None = None,
+        comment: str = "",
         expected_version: int | None = None,
     ) -> DocumentVersion:
         """Make an old version current again, as a new version, validated again."""
@@ -176,10 +194,16 @@ class ConfigManager:
             old = self.runtime.store.version(key, version)
             current = self.runtime.store.current(key)
             return self._write(
-                key, current, dict(old.content), author=author,
+                key,
+                current,
+                dict(old.content),
+                author=author,
                 comment=comment or f"rollback to version {version}",
-                expected_version=expected_version, positions=None, action="rollback",
-                based_on=version, force=True,
+                expected_version=expected_version,
+                positions=None,
+                action="rollback",
+                based_on=version,
+                force=True,
             )
 
     def _write(
@@ -206,8 +230,13 @@ class ConfigManager:
             return current
         sealed = self._validate(key, content, positions)
         version = self.runtime.store.append(
-            key, sealed, expected_version=base_version, author=author or default_author(),
-            comment=comment, action=action, based_on=based_on,
+            key,
+            sealed,
+            expected_version=base_version,
+            author=author or default_author(),
+            comment=comment,
+            action=action,
+            based_on=based_on,
         )
         self.runtime.apply_written(version)
         return version
@@ -228,6 +257,7 @@ class ConfigManager:
         where.update(positions or {})
         if errors_in(issues):
             raise ConfigValidationError(issues)
+
         def resolve_app(layer: Layer) -> tuple[BaseModel | None, list[Issue]]:
             try:
                 loaded = self.runtime.resolve_with_global(Layer(layer.name, sealed, where))
@@ -297,10 +327,14 @@ class ConfigManager:
             found, value = layer.get(path)
             if found:
                 origin = layer.positions.get(path)
-                entries.append(ExplainEntry(
-                    layer.name, origin.describe() if origin else layer.name, dotted(path),
-                    documents.MASK if secret and value is not None else value,
-                ))
+                entries.append(
+                    ExplainEntry(
+                        layer.name,
+                        origin.describe() if origin else layer.name,
+                        dotted(path),
+                        documents.MASK if secret and value is not None else value,
+                    )
+                )
         dumped = snapshot.loaded.config.model_dump(mode="json", by_alias=True)
         _, value = _navigate(documents.mask(Scope.GLOBAL, dumped), path)
         return Explanation(dotted(path), value, secret, tuple(entries))
@@ -310,7 +344,9 @@ class ConfigManager:
         source = documents.TENANT_BASE.get(path[0])
         entries = list(self._explain_app((*source, *path[1:])).entries) if source else []
         self._add_document_entry(entries, DocumentKey.for_scope(tenant_id), path)
-        dumped = documents.mask(Scope.TENANT, effective.tenant.model_dump(mode="json", by_alias=True))
+        dumped = documents.mask(
+            Scope.TENANT, effective.tenant.model_dump(mode="json", by_alias=True)
+        )
         _, value = _navigate(dumped, path)
         secret = documents.is_secret_path(Scope.TENANT, path)
         return Explanation(dotted(path), value, secret, tuple(entries))
@@ -320,7 +356,7 @@ class ConfigManager:
         source = documents.USER_BASE.get(path[0])
         entries = list(self._explain_tenant(source, tenant_id).entries) if source else []
         self._add_document_entry(entries, DocumentKey.for_scope(tenant_id, user_id), path)
-        assert effective.user is not None  # noqa: S101 - asked with a user id
+        assert effective.user is not None
         _, value = _navigate(effective.user.model_dump(mode="json"), path)
         return Explanation(dotted(path), value, False, tuple(entries))
 
@@ -333,10 +369,14 @@ class ConfigManager:
         found, value = _navigate(current.content, path)
         if found:
             secret = documents.is_secret_path(key.scope, path)
-            entries.append(ExplainEntry(
-                key.label, documents.document_origin(current).describe(), dotted(path),
-                documents.MASK if secret and value is not None else value,
-            ))
+            entries.append(
+                ExplainEntry(
+                    key.label,
+                    documents.document_origin(current).describe(),
+                    dotted(path),
+                    documents.MASK if secret and value is not None else value,
+                )
+            )
 
 
 def _known(fields: Mapping[tuple[str, ...], Any], path: tuple[str, ...]) -> bool:
@@ -351,6 +391,8 @@ def _default(path: tuple[str, ...]) -> Any:
     spec = APP_FIELDS.get(path)
     if spec is None:
         return None
-    return documents.MASK if spec.is_secret and spec.default is not None else json.loads(
-        json.dumps(spec.default, default=str)
+    return (
+        documents.MASK
+        if spec.is_secret and spec.default is not None
+        else json.loads(json.dumps(spec.default, default=str))
     )

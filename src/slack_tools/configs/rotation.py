@@ -63,8 +63,8 @@ def rotate_file(path: Path, cipher: security.ValueCipher) -> int:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yaml.dump(document, out)
-        os.chmod(temporary, path.stat().st_mode)
-        os.replace(temporary, path)
+        Path(temporary).chmod(path.stat().st_mode)
+        Path(temporary).replace(path)
     return changed
 
 

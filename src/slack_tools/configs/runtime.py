@@ -180,11 +180,15 @@ class ConfigRuntime:
             self._seen_change = self._store.last_change_id()
             snapshot = self._with_overrides(sources, base)
             self._snapshot = snapshot
-            self._record(ReloadStatus(
-                "applied" if not snapshot.global_issues else "rejected",
-                "start", datetime.now(UTC), snapshot.loaded.content_hash,
-                tuple(i.format() for i in errors_in(snapshot.global_issues)),
-            ))
+            self._record(
+                ReloadStatus(
+                    "applied" if not snapshot.global_issues else "rejected",
+                    "start",
+                    datetime.now(UTC),
+                    snapshot.loaded.content_hash,
+                    tuple(i.format() for i in errors_in(snapshot.global_issues)),
+                )
+            )
             return snapshot
 
     def _with_overrides(self, sources: Sources, base: LoadedConfig) -> Snapshot:
@@ -214,7 +218,7 @@ class ConfigRuntime:
     @property
     def database(self) -> Database:
         self.snapshot  # noqa: B018 - starting opens the database
-        assert self._database is not None  # noqa: S101 - set by start()
+        assert self._database is not None
         return self._database
 
     @property
@@ -261,15 +265,15 @@ class ConfigRuntime:
             except ConfigValidationError as exc:
                 errors = tuple(i.format() for i in errors_in(exc.issues))
                 log.error("config.reload_rejected", trigger=trigger, errors=list(errors))
-                self._record(ReloadStatus(
-                    "rejected", trigger, datetime.now(UTC), old.loaded.content_hash, errors
-                ))
+                self._record(
+                    ReloadStatus(
+                        "rejected", trigger, datetime.now(UTC), old.loaded.content_hash, errors
+                    )
+                )
                 return self.status
             return self._swap(Snapshot(sources, loaded, current), trigger, ())
 
-    def _swap(
-        self, new: Snapshot, trigger: str, changed: tuple[DocumentKey, ...]
-    ) -> ReloadStatus:
+    def _swap(self, new: Snapshot, trigger: str, changed: tuple[DocumentKey, ...]) -> ReloadStatus:
         old = self.snapshot
         now = datetime.now(UTC)
         if new.loaded.content_hash == old.loaded.content_hash and not changed:
@@ -277,7 +281,8 @@ class ConfigRuntime:
             self._record(ReloadStatus("unchanged", trigger, now, new.loaded.content_hash))
             return self.status
         restart = tuple(
-            ".".join(path) for path in RESTART_KEYS
+            ".".join(path)
+            for path in RESTART_KEYS
             if _value_at(old.loaded.config, path) != _value_at(new.loaded.config, path)
         )
         if restart:
@@ -302,7 +307,9 @@ class ConfigRuntime:
             self._seen_change = max(self._seen_change, version.change_id)
             if version.key.scope is Scope.GLOBAL:
                 loaded = resolve(self.snapshot.sources, [global_layer(version)])
-                self._swap(Snapshot(self.snapshot.sources, loaded, version), "write", (version.key,))
+                self._swap(
+                    Snapshot(self.snapshot.sources, loaded, version), "write", (version.key,)
+                )
                 return
             self._invalidate(version.key)
             config = self.config
@@ -324,8 +331,15 @@ class ConfigRuntime:
                 except ConfigValidationError as exc:
                     errors = tuple(i.format() for i in errors_in(exc.issues))
                     log.error("config.reload_rejected", trigger="database", errors=list(errors))
-                    self._record(ReloadStatus("rejected", "database", datetime.now(UTC),
-                                               old.loaded.content_hash, errors))
+                    self._record(
+                        ReloadStatus(
+                            "rejected",
+                            "database",
+                            datetime.now(UTC),
+                            old.loaded.content_hash,
+                            errors,
+                        )
+                    )
                     return changed
                 self._swap(Snapshot(old.sources, loaded, current), "database", changed)
                 return changed
@@ -375,18 +389,20 @@ class ConfigRuntime:
                 f"tenant {tenant_id!r} has no configuration: create it first "
                 f"(slack-tools config set --tenant {tenant_id} slack_channel '#alerts')"
             )
-        tenant = self._validated(Scope.TENANT, tenant_key, documents.tenant_base(app),
-                                 tenant_doc, cipher)
-        assert isinstance(tenant, TenantConfig)  # noqa: S101 - model_for(TENANT)
+        tenant = self._validated(
+            Scope.TENANT, tenant_key, documents.tenant_base(app), tenant_doc, cipher
+        )
+        assert isinstance(tenant, TenantConfig)
         user: UserConfig | None = None
         user_version = 0
         if user_id is not None:
             user_key = DocumentKey.for_scope(tenant_id, user_id)
             user_doc = self.store.current(user_key)
             user_version = user_doc.version if user_doc else 0
-            validated = self._validated(Scope.USER, user_key, documents.user_base(tenant),
-                                        user_doc, cipher)
-            assert isinstance(validated, UserConfig)  # noqa: S101 - model_for(USER)
+            validated = self._validated(
+                Scope.USER, user_key, documents.user_base(tenant), user_doc, cipher
+            )
+            assert isinstance(validated, UserConfig)
             user = validated
         return EffectiveConfig(app, tenant, user, tenant_doc.version, user_version)
 

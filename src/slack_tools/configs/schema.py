@@ -140,7 +140,9 @@ _CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,})$")
 
 def _check_channel(value: str) -> str:
     if not _CHANNEL.match(value):
-        raise ValueError("expected a channel name like #alerts (lowercase) or a channel ID like C0123ABCD")
+        raise ValueError(
+            "expected a channel name like #alerts (lowercase) or a channel ID like C0123ABCD"
+        )
     return value
 
 
@@ -198,7 +200,8 @@ class ServerConfig(Section):
         None, description="URL at which users reach the service (links in messages, dev page)."
     )
     max_body_bytes: PositiveInt = Field(
-        8 * 1024 * 1024, description="Largest accepted request body; fits a whole Alertmanager group."
+        8 * 1024 * 1024,
+        description="Largest accepted request body; fits a whole Alertmanager group.",
     )
     graceful_shutdown_seconds: PositiveFloat = Field(
         20.0, description="On SIGTERM, time allowed for in-flight sends before exit."
@@ -260,7 +263,8 @@ class DatabaseConfig(Section):
         description="NORMAL survives a crash of the process; FULL also survives power loss.",
     )
     auto_migrate: bool = Field(
-        False, description="Apply pending schema migrations at start-up instead of refusing to start."
+        False,
+        description="Apply pending schema migrations at start-up instead of refusing to start.",
     )
     echo: bool = Field(False, description="Log every SQL statement (debugging).")
 
@@ -279,7 +283,8 @@ class MonitoringConfig(Section):
 
 class LocalizationConfig(Section):
     default_locale: LocaleName = Field(
-        "fr_FR", description="Locale when neither route, tenant nor user chose one.",
+        "fr_FR",
+        description="Locale when neither route, tenant nor user chose one.",
         json_schema_extra=runtime(),
     )
     fallback_locale: LocaleName = Field(
@@ -336,11 +341,14 @@ class BreakerConfig(Section):
 
 class ResilienceConfig(Section):
     max_attempts: PositiveInt = Field(
-        8, description="Delivery attempts before a notification becomes a dead letter.",
+        8,
+        description="Delivery attempts before a notification becomes a dead letter.",
         json_schema_extra=runtime(),
     )
     backoff_base_seconds: PositiveFloat = Field(
-        1.0, description="First retry delay (exponential, full jitter).", json_schema_extra=runtime()
+        1.0,
+        description="First retry delay (exponential, full jitter).",
+        json_schema_extra=runtime(),
     )
     backoff_max_seconds: PositiveFloat = Field(
         300.0, description="Longest retry delay.", json_schema_extra=runtime()
@@ -382,7 +390,9 @@ class AppConfig(Section):
     """The whole resolved configuration of one process."""
 
     environment: EnvName = Field(
-        EnvName.DEV, description="dev, staging or production.", json_schema_extra={"env": ["ENVIRONMENT"]}
+        EnvName.DEV,
+        description="dev, staging or production.",
+        json_schema_extra={"env": ["ENVIRONMENT"]},
     )
     debug: bool = Field(False, description="Debug mode: verbose errors, dev pages.")
     validation: Literal["permissive", "strict"] = Field(
@@ -450,7 +460,9 @@ class UserConfig(Section):
 
     locale: LocaleName = Field(description="Language of messages addressed to this user.")
     timezone: TimeZoneName = Field(description="Time zone of this user.")
-    muted_severities: tuple[Severity, ...] = Field((), description="Severities not sent to this user.")
+    muted_severities: tuple[Severity, ...] = Field(
+        (), description="Severities not sent to this user."
+    )
     slack_user_id: str | None = Field(
         None, pattern=r"^[UW][A-Z0-9]{6,}$", description="Slack member ID for mentions."
     )
@@ -509,10 +521,15 @@ _CHECK_LABELS = {
 }
 
 
+def _check_label(meta: Any) -> str | None:
+    func = getattr(meta, "func", None)
+    return _CHECK_LABELS.get(func) if callable(func) else None
+
+
 def describe_type(annotation: Any) -> str:
     """A reader's name for the type of a key, as the documentation shows it."""
     for meta in get_args(annotation)[1:] if get_origin(annotation) is Annotated else ():
-        label = _CHECK_LABELS.get(getattr(meta, "func", None))  # type: ignore[call-overload]
+        label = _check_label(meta)
         if label:
             return label
     optional = ""
@@ -543,9 +560,11 @@ def describe_type(annotation: Any) -> str:
 
 
 def _describe_field(info: FieldInfo) -> str:
-    optional = " or null" if "None" in repr(info.annotation) and "| None" in repr(info.annotation) else ""
+    optional = (
+        " or null" if "None" in repr(info.annotation) and "| None" in repr(info.annotation) else ""
+    )
     for meta in info.metadata:
-        label = _CHECK_LABELS.get(getattr(meta, "func", None))  # type: ignore[call-overload]
+        label = _check_label(meta)
         if label:
             return label + optional
     name = describe_type(info.annotation)

@@ -90,14 +90,17 @@ def parse_keys(entries: Sequence[str], source: str) -> StaticKeyProvider:
         key_id, sep, encoded = entry.strip().partition(":")
         where = f"{source}, entry {number}"
         if not sep or not _KEY_ID.match(key_id):
-            raise SecretError(f"{where}: expected 'id:base64' with an id of letters, digits, - or _")
+            raise SecretError(
+                f"{where}: expected 'id:base64' with an id of letters, digits, - or _"
+            )
         try:
             material = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise SecretError(f"{where} ({key_id}): the key is not valid base64") from None
         if len(material) != KEY_BYTES:
             raise SecretError(
-                f"{where} ({key_id}): a key must be {KEY_BYTES} bytes (AES-256), not {len(material)}"
+                f"{where} ({key_id}): a key must be {KEY_BYTES} bytes (AES-256), "
+                f"not {len(material)}"
             )
         if key_id in keys:
             raise SecretError(f"{where}: key id {key_id!r} appears twice")

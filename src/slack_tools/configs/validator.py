@@ -91,7 +91,9 @@ def _clean_loc(loc: tuple[str | int, ...]) -> Path:
 def _known_keys(model: type[BaseModel], path: Path) -> list[str]:
     current: Any = model
     for part in path:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if isinstance(part, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
             return []
         info = current.model_fields.get(part) or next(
             (f for f in current.model_fields.values() if f.alias == part), None
@@ -235,17 +237,23 @@ def _encryption(config: AppConfig, context: RuleContext) -> Iterable[tuple[Path,
         )
     for path, source in sorted(context.secret_sources.items()):
         if source is SecretSource.CLEAR_TEXT:
+            hint = f"slack-tools config encrypt {dotted(path)}"
             yield (
                 path,
-                "secret written in clear text: encrypt it (slack-tools config encrypt "
-                f"{dotted(path)}) or supply it from the environment",
+                f"secret written in clear text: encrypt it ({hint}) or set it from the environment",
             )
 
 
 def _credentials_out_of_urls(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
-    for path, url in ((("database", "url"), config.database.url), (("redis", "url"), config.redis.url)):
+    for path, url in (
+        (("database", "url"), config.database.url),
+        (("redis", "url"), config.redis.url),
+    ):
         if url and urlsplit(url).password:
-            yield path, f"password inside the URL: put it in {path[0]}.password (encrypted) instead"
+            yield (
+                path,
+                f"password inside the URL: put it in {path[0]}.password (encrypted) instead",
+            )
 
 
 def _https(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
@@ -253,7 +261,7 @@ def _https(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
         yield ("slack", "base_url"), "the Slack API must be reached over https"
 
 
-def _production_storage(config: AppConfig, context: RuleContext) -> Iterable[tuple[Path, str]]:
+def _production_storage(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
     if config.environment is not EnvName.PRODUCTION:
         return
     url = config.database.url
@@ -282,7 +290,7 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ("redis", "url"): "outside dev: no password inside the URL",
     ("data_dir",): "production: required",
 }
-SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"
+SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"  # noqa: S105 - prose
 
 RULES: tuple[Rule, ...] = (
     _no_debug,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -72,7 +73,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(AdminDenied)
     async def _denied(_: Request, exc: AdminDenied) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
         return problems.problem(exc.status, "Admin access refused", exc.detail, headers=headers)
 
     @app.get("/health/live")
@@ -112,9 +113,11 @@ def create_app(service: Service) -> FastAPI:
         body = _status_body(service)
         if status.outcome == "rejected":
             return problems.problem(
-                422, "Configuration reload rejected",
+                422,
+                "Configuration reload rejected",
                 "The new configuration is invalid; the previous one is still serving.",
-                errors=list(status.errors), active_hash=status.active_hash,
+                errors=list(status.errors),
+                active_hash=status.active_hash,
             )
         return JSONResponse(body)
 

@@ -37,8 +37,12 @@ def known_secrets(runtime: ConfigRuntime) -> list[str]:
     """Secret values the log scrubber must never let through."""
     config = runtime.config
     values = [
-        config.slack.bot_token, config.slack.signing_secret, config.security.admin_token,
-        config.database.password, config.redis.password, runtime.environment.master_keys,
+        config.slack.bot_token,
+        config.slack.signing_secret,
+        config.security.admin_token,
+        config.database.password,
+        config.redis.password,
+        runtime.environment.master_keys,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     if runtime.environment.master_keys is not None:

@@ -18,6 +18,7 @@ import structlog
 # Slack tokens have a recognisable shape; scrub them even when nobody told us the value.
 _SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9-]{6,}")
 REDACTED = "[redacted]"
+_SHORTEST_SECRET = 4
 
 
 class SecretScrubber:
@@ -28,7 +29,10 @@ class SecretScrubber:
 
     def update(self, secrets: Iterable[str]) -> None:
         # Longest first, so a secret containing another is replaced whole.
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+        # Very short strings would blank out ordinary words; such "secrets" are refused upstream.
+        self._secrets = tuple(
+            sorted({s for s in secrets if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
+        )
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):

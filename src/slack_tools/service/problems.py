@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,8 +14,12 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem(
-    status: int, title: str, detail: str | None = None, *,
-    headers: dict[str, str] | None = None, **extra: Any,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     """A problem response: ``type``, ``title``, ``status``, ``detail`` and any extra members."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
@@ -25,13 +30,13 @@ def problem(
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    assert isinstance(exc, HTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
     return problem(exc.status_code, _title(exc.status_code), detail, headers=exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    assert isinstance(exc, RequestValidationError)
     errors = [
         {"field": ".".join(str(p) for p in error.get("loc", ())), "message": error.get("msg", "")}
         for error in exc.errors()

@@ -43,10 +43,16 @@ class DocumentKey:
     user_id: str = ""
 
     def __post_init__(self) -> None:
-        needs = {Scope.GLOBAL: (False, False), Scope.TENANT: (True, False), Scope.USER: (True, True)}
+        needs = {
+            Scope.GLOBAL: (False, False),
+            Scope.TENANT: (True, False),
+            Scope.USER: (True, True),
+        }
         tenant_needed, user_needed = needs[self.scope]
-        for name, value, needed in (("tenant", self.tenant_id, tenant_needed),
-                                    ("user", self.user_id, user_needed)):
+        for name, value, needed in (
+            ("tenant", self.tenant_id, tenant_needed),
+            ("user", self.user_id, user_needed),
+        ):
             if needed and not _ID.match(value):
                 raise ValueError(
                     f"invalid {name} id {value!r}: letters, digits and . _ @ - (at most 128)"
@@ -109,7 +115,9 @@ class DocumentStore:
 
     def _select(self) -> sa.Select[Any]:
         return sa.select(
-            config_versions, config_documents.c.scope, config_documents.c.tenant_id,
+            config_versions,
+            config_documents.c.scope,
+            config_documents.c.tenant_id,
             config_documents.c.user_id,
         ).join(config_documents, config_documents.c.id == config_versions.c.document_id)
 
@@ -166,18 +174,24 @@ class DocumentStore:
             self._select().where(self._where_key(key)).order_by(config_versions.c.version.desc())
         )
 
-    def documents(self, scope: Scope | None = None, tenant_id: str | None = None) -> list[DocumentKey]:
+    def documents(
+        self, scope: Scope | None = None, tenant_id: str | None = None
+    ) -> list[DocumentKey]:
         statement = sa.select(
             config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id
-        ).order_by(config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id)
+        ).order_by(
+            config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id
+        )
         if scope is not None:
             statement = statement.where(config_documents.c.scope == scope.value)
         if tenant_id is not None:
             statement = statement.where(config_documents.c.tenant_id == tenant_id)
         try:
             with self._engine.connect() as connection:
-                return [DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
-                        for r in connection.execute(statement)]
+                return [
+                    DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
+                    for r in connection.execute(statement)
+                ]
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot list configuration documents: {describe(exc)}") from None
 
@@ -193,16 +207,19 @@ class DocumentStore:
     def changed_since(self, change_id: int) -> list[DocumentKey]:
         """Documents written after ``change_id``."""
         statement = (
-            sa.select(config_documents.c.scope, config_documents.c.tenant_id,
-                      config_documents.c.user_id)
+            sa.select(
+                config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id
+            )
             .join(config_versions, config_documents.c.id == config_versions.c.document_id)
             .where(config_versions.c.id > change_id)
             .distinct()
         )
         try:
             with self._engine.connect() as connection:
-                return [DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
-                        for r in connection.execute(statement)]
+                return [
+                    DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
+                    for r in connection.execute(statement)
+                ]
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read configuration changes: {describe(exc)}") from None
 
@@ -234,15 +251,20 @@ class DocumentStore:
                 if expected_version == 0:
                     document_id = connection.execute(
                         config_documents.insert().values(
-                            scope=key.scope.value, tenant_id=key.tenant_id, user_id=key.user_id,
-                            current_version=1, updated_at=now,
+                            scope=key.scope.value,
+                            tenant_id=key.tenant_id,
+                            user_id=key.user_id,
+                            current_version=1,
+                            updated_at=now,
                         )
                     ).inserted_primary_key[0]  # type: ignore[index]
                 else:
                     document_id = connection.execute(
                         config_documents.update()
-                        .where(self._where_key(key),
-                               config_documents.c.current_version == expected_version)
+                        .where(
+                            self._where_key(key),
+                            config_documents.c.current_version == expected_version,
+                        )
                         .values(current_version=new_version, updated_at=now)
                         .returning(config_documents.c.id)
                     ).scalar()
@@ -250,9 +272,15 @@ class DocumentStore:
                         raise conflict
                 change_id = connection.execute(
                     config_versions.insert().values(
-                        document_id=document_id, version=new_version, content=dict(content),
-                        content_hash=content_hash(content), author=author, comment=comment,
-                        action=action, based_on=based_on, created_at=now,
+                        document_id=document_id,
+                        version=new_version,
+                        content=dict(content),
+                        content_hash=content_hash(content),
+                        author=author,
+                        comment=comment,
+                        action=action,
+                        based_on=based_on,
+                        created_at=now,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
         except IntegrityError:
@@ -260,9 +288,16 @@ class DocumentStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot write {key.label}: {describe(exc)}") from None
         return DocumentVersion(
-            key=key, version=new_version, content=dict(content),
-            content_hash=content_hash(content), author=author, comment=comment, action=action,
-            based_on=based_on, created_at=now, change_id=int(change_id),
+            key=key,
+            version=new_version,
+            content=dict(content),
+            content_hash=content_hash(content),
+            author=author,
+            comment=comment,
+            action=action,
+            based_on=based_on,
+            created_at=now,
+            change_id=int(change_id),
         )
 
     def all_versions(self) -> list[DocumentVersion]:

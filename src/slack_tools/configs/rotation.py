@@ -1,9 +1,8 @@
 """Key rotation: re-encrypt every stored secret with the active master key.
 
-Files are rewritten with ruamel.yaml's round-trip mode, so comments, order and
-layout survive; only the ``enc:v1:`` values change. Database documents are
-re-encrypted in every version, history included, so that the old key can be
-removed without leaving versions that only it can read.
+In files only the ``enc:v1:`` tokens change; every other byte stays as written.
+Database documents are re-encrypted in every version, history included, so that
+the old key can be removed without leaving versions that only it can read.
 """
 
 from __future__ import annotations
@@ -30,42 +29,51 @@ class RotationReport:
     values_in_documents: int
 
 
-def _reseal_tree(node: Any, path: tuple[str | int, ...], cipher: security.ValueCipher) -> int:
-    changed = 0
+def _renewals(
+    node: Any, path: tuple[str | int, ...], cipher: security.ValueCipher
+) -> dict[str, str]:
+    """Old token → new token for every value of the tree not under the active key."""
     if isinstance(node, CommentedMap):
         items: list[tuple[Any, Any]] = list(node.items())
     elif isinstance(node, CommentedSeq):
         items = list(enumerate(node))
     else:
-        return 0
+        return {}
+    renewals: dict[str, str] = {}
     for key, value in items:
         child = (*path, key)
         if isinstance(value, str) and security.is_encrypted(value):
             renewed = cipher.reencrypt(str(value), security.context_for(dotted(child)))
             if renewed != value:
-                node[key] = renewed
-                changed += 1
+                renewals[str(value)] = renewed
         else:
-            changed += _reseal_tree(value, child, cipher)
-    return changed
+            renewals.update(_renewals(value, child, cipher))
+    return renewals
 
 
 def rotate_file(path: Path, cipher: security.ValueCipher) -> int:
-    """Re-encrypt a YAML file's values in place; returns how many changed."""
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
+    """Re-encrypt a YAML file's values in place; returns how many changed.
+
+    The file is parsed only to learn each value's key path (its context); the new
+    tokens then replace the old ones in the text itself, so every other byte of
+    the file — layout, comments, quoting — stays as the operator wrote it. Each
+    token is unique (random nonce), so a textual replacement cannot hit anything else.
+    """
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    changed = _reseal_tree(document, (), cipher)
-    if changed:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8"
+        raise ConfigError(f"{path}: cannot read: {reason}") from None
+    renewals = _renewals(YAML(typ="rt").load(text), (), cipher)
+    for old, new in renewals.items():
+        text = text.replace(old, new)
+    if renewals:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            yaml.dump(document, out)
+            out.write(text)
         Path(temporary).chmod(path.stat().st_mode)
         Path(temporary).replace(path)
-    return changed
+    return len(renewals)
 
 
 def rotate_documents(store: DocumentStore, cipher: security.ValueCipher) -> tuple[int, int]:

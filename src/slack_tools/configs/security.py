@@ -117,6 +117,10 @@ def read_key_file(path: Path) -> StaticKeyProvider:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SecretError(f"cannot read key file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretError(
+            f"cannot read key file {path}: not text; expected lines of 'id:base64'"
+        ) from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     return parse_keys(lines, f"key file {path}")
 
@@ -171,15 +175,19 @@ class ValueCipher:
             key = self._keys.key(key_id)
         except SecretError as exc:
             raise SecretError(f"{context}: {exc}") from None
-        raw = base64.b64decode(_TOKEN.match(token).group(2))  # type: ignore[union-attr]
+        altered = SecretError(
+            f"{context}: cannot decrypt with key {key_id!r}: the value was altered, "
+            "or it was encrypted for another key path or tenant"
+        )
+        try:
+            raw = base64.b64decode(token.rsplit(":", 1)[1], validate=True)
+        except (binascii.Error, ValueError):
+            raise altered from None
         nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
         try:
             plain = AESGCM(key).decrypt(nonce, sealed, context.encode("utf-8"))
         except (InvalidTag, ValueError):
-            raise SecretError(
-                f"{context}: cannot decrypt with key {key_id!r}: the value was altered, "
-                "or it was encrypted for another key path or tenant"
-            ) from None
+            raise altered from None
         return plain.decode("utf-8")
 
     def reencrypt(self, token: str, context: str) -> str:

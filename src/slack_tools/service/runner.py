@@ -37,6 +37,17 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
         )
     )
 
+    stopped_by: list[int] = []
+
+    def remember(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # handler that was in place before it started; this one records it, so that a
+    # requested stop ends with exit status 0 instead of "killed by SIGTERM".
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, remember)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(
@@ -52,3 +63,4 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
         await server.serve()
 
     asyncio.run(main())
+    log.info("service.stopped", signal=signal.Signals(stopped_by[0]).name if stopped_by else None)

@@ -49,7 +49,10 @@ class PlainConfig(BaseModel):
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
-        environ = {"SLACK_TOOLS_DATA_DIR": workdir, "SLACK_TOOLS_MASTER_KEYS": f"k1:{generate_key()}"}
+        environ = {
+            "SLACK_TOOLS_DATA_DIR": workdir,
+            "SLACK_TOOLS_MASTER_KEYS": f"k1:{generate_key()}",
+        }
         runtime = ConfigRuntime(read_environment(environ), files=[], migrate=True)
         runtime.start()
         config = runtime.config
@@ -59,7 +62,7 @@ def main() -> None:
         settings_file = Path(workdir) / "settings.yaml"
         settings_file.write_text("resilience:\n  breaker:\n    failure_rate_threshold: 0.5\n")
         dynaconf = Dynaconf(settings_files=[str(settings_file)], environments=False)
-        assert dynaconf.resilience.breaker.failure_rate_threshold == 0.5  # noqa: S101
+        assert dynaconf.resilience.breaker.failure_rate_threshold == 0.5
 
         ours = per_call_ns(lambda: config.resilience.breaker.failure_rate_threshold)
         baseline = per_call_ns(lambda: plain.resilience.breaker.failure_rate_threshold)
@@ -101,10 +104,16 @@ def main() -> None:
         ("  resolved config / plain pydantic", f"{ours / baseline:.2f}x", "<= 1.5x"),
         ("  Dynaconf / resolved config", f"{theirs / ours:.0f}x", ""),
         ("effective tenant+user lookup, cached", f"{lookup / 1000:.2f} us", "<= 5 us"),
-        ("effective tenant+user lookup, uncached (2 SQLite reads)",
-         f"{statistics.median(first) / 1e6:.2f} ms", ""),
-        ("load + validate production.yaml (files, env, rules)",
-         f"{statistics.median(loads) / 1e6:.1f} ms", "<= 50 ms"),
+        (
+            "effective tenant+user lookup, uncached (2 SQLite reads)",
+            f"{statistics.median(first) / 1e6:.2f} ms",
+            "",
+        ),
+        (
+            "load + validate production.yaml (files, env, rules)",
+            f"{statistics.median(loads) / 1e6:.1f} ms",
+            "<= 50 ms",
+        ),
     ]
     for name, value, goal in rows:
         print(f"{name:<58}{value:>14}{goal:>14}")

@@ -88,8 +88,11 @@ def make_runtime(
         variables = {**environ, **(extra or {})}
         database = Database(create_engine(database_url)) if database_url else None
         runtime = ConfigRuntime(
-            read_environment(variables), files=files or [], database=database,
-            migrate=True, **options,
+            read_environment(variables),
+            files=files or [],
+            database=database,
+            migrate=True,
+            **options,
         )
         runtime.start()
         made.append(runtime)

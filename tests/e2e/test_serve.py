@@ -80,20 +80,26 @@ def service(tmp_path: Path) -> Iterator[Running]:
     config_file.write_text(operator_config("#alerts"))
     port = free_port()
     environment = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith("SLACK_TOOLS") and key not in ("ENVIRONMENT", "SLACK_BOT_TOKEN")
     }
-    environment.update({
-        "SLACK_TOOLS_CONFIG": str(config_dir),
-        "SLACK_TOOLS_DATA_DIR": str(tmp_path / "data"),
-        "SLACK_TOOLS__SERVER__PORT": str(port),
-        "SLACK_TOOLS__MONITORING__LOG_FORMAT": "json",
-    })
+    environment.update(
+        {
+            "SLACK_TOOLS_CONFIG": str(config_dir),
+            "SLACK_TOOLS_DATA_DIR": str(tmp_path / "data"),
+            "SLACK_TOOLS__SERVER__PORT": str(port),
+            "SLACK_TOOLS__MONITORING__LOG_FORMAT": "json",
+        }
+    )
     log_file = tmp_path / "service.log"
     with log_file.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "slack_tools", "serve"],
-            env=environment, stdout=log, stderr=subprocess.STDOUT, text=True,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     running = Running(process, f"http://127.0.0.1:{port}", config_file, log_file)
 
@@ -161,9 +167,7 @@ def test_admin_reload_requires_the_admin_token(service: Running) -> None:
     wrong = service.post("/admin/config/reload", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 403
     assert_no_secret(wrong.text, ADMIN_TOKEN)
-    ok = service.post(
-        "/admin/config/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    )
+    ok = service.post("/admin/config/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert ok.status_code == 200
     assert ok.json()["trigger"] == "admin"
 

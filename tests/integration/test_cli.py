@@ -18,8 +18,16 @@ TOKEN = "xoxb-1111111111-2222222222-cli-secret-token"
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Each command sees only the variables the test sets, and a private data directory."""
-    for name in ("ENVIRONMENT", "SLACK_TOOLS_CONFIG", "SLACK_TOOLS_MASTER_KEYS", "SLACK_BOT_TOKEN",
-                 "REDIS_HOST", "REDIS_PORT", "DATABASE_URL", "SLACK_SIGNING_SECRET"):
+    for name in (
+        "ENVIRONMENT",
+        "SLACK_TOOLS_CONFIG",
+        "SLACK_TOOLS_MASTER_KEYS",
+        "SLACK_BOT_TOKEN",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "DATABASE_URL",
+        "SLACK_SIGNING_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name in [n for n in __import__("os").environ if n.startswith("SLACK_TOOLS__")]:
         monkeypatch.delenv(name)
@@ -56,7 +64,10 @@ def test_validate_prints_every_error_with_file_line_column_and_key(
     assert code == 1
     lines = err.splitlines()
     assert any(re.match(rf"{re.escape(str(bad))}:2:3: server\.port: .*65535", ln) for ln in lines)
-    assert any(re.match(rf"{re.escape(str(bad))}:3:3: server\.hots: unknown key; did you mean 'host'", ln) for ln in lines)
+    assert any(
+        re.match(rf"{re.escape(str(bad))}:3:3: server\.hots: unknown key; did you mean 'host'", ln)
+        for ln in lines
+    )
     assert any(re.match(rf"{re.escape(str(bad))}:5:3: monitoring\.log_level: ", ln) for ln in lines)
 
 
@@ -82,10 +93,36 @@ def test_validate_syntax_error_never_prints_the_line(
 
 def test_tenant_document_lifecycle(capsys: pytest.CaptureFixture[str], keys: str) -> None:
     """set → show → history → diff → rollback → explain work on a tenant document."""
-    assert cli(capsys, "config", "set", "--tenant", "acme", "slack_channel", "#acme",
-               "--author", "alice", "--comment", "first")[0] == 0
-    assert cli(capsys, "config", "set", "--tenant", "acme", "alert_threshold", "critical_only",
-               "--author", "bob")[0] == 0
+    assert (
+        cli(
+            capsys,
+            "config",
+            "set",
+            "--tenant",
+            "acme",
+            "slack_channel",
+            "#acme",
+            "--author",
+            "alice",
+            "--comment",
+            "first",
+        )[0]
+        == 0
+    )
+    assert (
+        cli(
+            capsys,
+            "config",
+            "set",
+            "--tenant",
+            "acme",
+            "alert_threshold",
+            "critical_only",
+            "--author",
+            "bob",
+        )[0]
+        == 0
+    )
     code, out, _ = cli(capsys, "config", "show", "--tenant", "acme")
     assert code == 0
     assert "slack_channel: '#acme'" in out
@@ -136,8 +173,9 @@ def test_stale_expected_version_is_a_conflict(capsys: pytest.CaptureFixture[str]
     """--expect-version refuses a write based on an old version."""
     cli(capsys, "config", "set", "--tenant", "acme", "slack_channel", "#acme")
     cli(capsys, "config", "set", "--tenant", "acme", "slack_channel", "#acme-2")
-    code, _, err = cli(capsys, "config", "set", "--tenant", "acme", "slack_channel", "#x",
-                       "--expect-version", "1")
+    code, _, err = cli(
+        capsys, "config", "set", "--tenant", "acme", "slack_channel", "#x", "--expect-version", "1"
+    )
     assert code == 1
     assert "version 2" in err
 
@@ -208,7 +246,9 @@ def test_keys_generate_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_keys_rotate_reencrypts_files_and_documents(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     master_keys: str,
 ) -> None:
     """After rotation, values in files and the database decrypt with only the new key."""

@@ -104,7 +104,10 @@ def test_rotation_leaves_every_version_readable_with_only_the_new_key(
     for version in after:
         old = before[version.change_id]
         assert (version.key, version.version, version.author, version.comment) == (
-            old.key, old.version, old.author, old.comment,
+            old.key,
+            old.version,
+            old.author,
+            old.comment,
         )
         assert version.content_hash == content_hash(version.content)
         opened, issues = open_secrets(version.key, version.content, keys.new_only)

@@ -60,10 +60,24 @@ def test_error_tree_has_one_root() -> None:
 def test_public_configs_api_is_pinned() -> None:
     """The configs package exports exactly its documented surface."""
     assert set(slack_tools.configs.__all__) == {
-        "AppConfig", "ConfigChange", "ConfigManager", "ConfigRuntime", "ConfigValidationError",
-        "EffectiveConfig", "EnvName", "Explanation", "Issue", "LoadedConfig", "ReloadStatus",
-        "Severity", "TenantConfig", "UserConfig", "default_runtime", "initialize_config",
-        "load_config", "set_default_runtime",
+        "AppConfig",
+        "ConfigChange",
+        "ConfigManager",
+        "ConfigRuntime",
+        "ConfigValidationError",
+        "EffectiveConfig",
+        "EnvName",
+        "Explanation",
+        "Issue",
+        "LoadedConfig",
+        "ReloadStatus",
+        "Severity",
+        "TenantConfig",
+        "UserConfig",
+        "default_runtime",
+        "initialize_config",
+        "load_config",
+        "set_default_runtime",
     }
     for name in slack_tools.configs.__all__:
         assert hasattr(slack_tools.configs, name)
@@ -73,7 +87,10 @@ def test_python_dash_m_runs_the_command() -> None:
     """`python -m slack_tools` is the slack-tools command."""
     result = subprocess.run(
         [sys.executable, "-m", "slack_tools", "version"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert re.match(r"^\d+\.\d+\.\d+", result.stdout.strip())

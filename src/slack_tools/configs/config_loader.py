@@ -111,8 +111,8 @@ class Layer:
     """One source's contribution: plain data, and the origin of every key in it."""
 
     name: str
-    data: Mapping[str, Any]
-    positions: Positions
+    data: Mapping[str, Any] = field(repr=False)  # may hold secrets in clear
+    positions: Positions = field(repr=False)
 
     def get(self, path: Path) -> tuple[bool, Any]:
         """Whether this layer sets ``path``, and to what."""
@@ -192,7 +192,7 @@ def read_yaml_layer(
 def parse_yaml_layer(
     text: str, source: str, variables: Mapping[str, str]
 ) -> tuple[Layer | None, list[Issue]]:
-    """Parse YAML ``text`` (named ``source`` in messages) into a layer."""
+    """Parse YAML ``text`` (named ``source`` in messages) into a layer; never raises."""
     try:
         document = _yaml().load(text)
     except DuplicateKeyError as exc:
@@ -201,32 +201,37 @@ def parse_yaml_layer(
         return None, [_syntax_issue(source, exc, f"duplicate key {key!r}")]
     except MarkedYAMLError as exc:
         # Only ``problem`` and the mark: ruamel's full message quotes the line (maybe a secret).
-        return None, [_syntax_issue(source, exc, str(exc.problem or exc.context or "invalid YAML"))]
-    except YAMLError as exc:
-        return None, [
-            Issue(
-                Level.ERROR,
-                Stage.SYNTAX,
-                (),
-                f"invalid YAML ({type(exc).__name__})",
-                Origin(OriginKind.FILE, source, 1, 1),
-            )
-        ]
+        problem = str(exc.problem or exc.context or "invalid YAML")
+        return None, [_syntax_issue(source, exc, _without_quoted_text(problem))]
+    except (YAMLError, ValueError, TypeError, AssertionError, RecursionError) as exc:
+        # ruamel raises plain errors for impossible dates, odd tags and directives,
+        # and very deep nesting; their text may quote the value, so only the kind is kept.
+        return None, [_file_issue(source, f"invalid YAML ({type(exc).__name__})")]
     if document is None:
         return Layer(source, {}, {}), []
     if not isinstance(document, CommentedMap):
-        return None, [
-            Issue(
-                Level.ERROR,
-                Stage.SYNTAX,
-                (),
-                "the document must be a mapping of keys",
-                Origin(OriginKind.FILE, source, 1, 1),
-            )
-        ]
+        return None, [_file_issue(source, "the document must be a mapping of keys")]
     converter = _Converter(source, variables)
-    data = converter.mapping(document, ())
+    try:
+        data = converter.mapping(document, ())
+    except RecursionError:
+        return None, [_file_issue(source, "invalid YAML (nested too deeply)")]
     return Layer(source, data, converter.positions), converter.issues
+
+
+def _file_issue(source: str, message: str) -> Issue:
+    return Issue(Level.ERROR, Stage.SYNTAX, (), message, Origin(OriginKind.FILE, source, 1, 1))
+
+
+_QUOTED_CHARACTERS = 2  # "',' or ']'" names characters; anything longer may be input
+_QUOTED = re.compile(r"""(['"])([^'"]*)\1""")
+
+
+def _without_quoted_text(problem: str) -> str:
+    """Drop quoted input ("undefined alias 'xoxb-…'") but keep quoted characters (',')."""
+    return _QUOTED.sub(
+        lambda m: m.group(0) if len(m.group(2)) <= _QUOTED_CHARACTERS else "…", problem
+    )
 
 
 def _syntax_issue(source: str, exc: MarkedYAMLError, message: str) -> Issue:
@@ -235,6 +240,18 @@ def _syntax_issue(source: str, exc: MarkedYAMLError, message: str) -> Issue:
     return Issue(
         Level.ERROR, Stage.SYNTAX, (), message, Origin(OriginKind.FILE, source, line, column)
     )
+
+
+def _position(node: Any, of: Any) -> tuple[int, int]:
+    """A key's or item's (line, column); the node's own when ruamel has none for it
+    (keys brought in by a merge ``<<: *base``, entries of ``!!omap``)."""
+    try:
+        found = of(node.lc)
+    except (KeyError, IndexError, TypeError):
+        found = None
+    if isinstance(found, tuple) and len(found) >= 2:  # noqa: PLR2004 - (line, column)
+        return int(found[0]), int(found[1])
+    return int(node.lc.line or 0), int(node.lc.col or 0)
 
 
 class _Converter:
@@ -252,7 +269,7 @@ class _Converter:
     def mapping(self, node: CommentedMap, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key in node:
-            line, column = node.lc.key(key)
+            line, column = _position(node, lambda lc, k=key: lc.key(k))
             if not isinstance(key, str):
                 self.issues.append(
                     Issue(
@@ -269,13 +286,13 @@ class _Converter:
             result[key] = self.value(node[key], child, line, column)
         return result
 
-    def value(self, node: Any, path: Path, line: int, column: int) -> Any:  # noqa: PLR0911 - one return per YAML node kind
+    def value(self, node: Any, path: Path, line: int, column: int) -> Any:
         if isinstance(node, CommentedMap):
             return self.mapping(node, path)
         if isinstance(node, CommentedSeq):
             items = []
             for index, item in enumerate(node):
-                item_line, item_column = node.lc.item(index)
+                item_line, item_column = _position(node, lambda lc, i=index: lc.item(i))
                 self.positions[(*path, index)] = self._origin(item_line, item_column)
                 items.append(self.value(item, (*path, index), item_line, item_column))
             return items
@@ -540,8 +557,8 @@ class LoadedConfig:
     """A validated configuration and everything needed to explain it."""
 
     config: AppConfig
-    layers: tuple[Layer, ...]
-    positions: Positions
+    layers: tuple[Layer, ...] = field(repr=False)
+    positions: Positions = field(repr=False)
     issues: tuple[Issue, ...]
     content_hash: str
     cipher: security.ValueCipher | None = field(repr=False, default=None)
@@ -587,25 +604,43 @@ def _hash(data: Mapping[str, Any], sources: Mapping[tuple[str, ...], SecretSourc
     return hashlib.sha256(encoded).hexdigest()
 
 
+def mapping_defaults() -> dict[str, Any]:
+    """The schema defaults of mappings merged key by key, as a starting layer.
+
+    Without them a layer setting one quota would replace the default mapping
+    instead of changing one entry of it.
+    """
+    data: dict[str, Any] = {}
+    for spec in APP_FIELDS.values():
+        if spec.merge == "deep" and isinstance(spec.default, Mapping):
+            node = data
+            for part in spec.path[:-1]:
+                node = node.setdefault(part, {})
+            node[spec.path[-1]] = dict(spec.default)
+    return data
+
+
 def resolve(sources: Sources, runtime_layers: Sequence[Layer] = ()) -> LoadedConfig:
     """Merge, decrypt and validate; raise :class:`ConfigValidationError` with every issue."""
     layers = (*sources.layers, *runtime_layers)
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = mapping_defaults()
     for layer in layers:
         data = merge(data, layer.data)
     positions = merge_positions(layers)
     issues = list(sources.issues)
     chosen = sources.environment.environment.value
-    if data.get("environment", chosen) != chosen:
-        issues.append(
-            Issue(
-                Level.ERROR,
-                Stage.SCHEMA,
-                ("environment",),
-                f"this process runs as {chosen!r} (ENVIRONMENT); a file cannot change it",
-                positions.get(("environment",)),
+    for layer in layers:
+        found, value = layer.get(("environment",))
+        if found and value != chosen:
+            issues.append(
+                Issue(
+                    Level.ERROR,
+                    Stage.SCHEMA,
+                    ("environment",),
+                    f"this process runs as {chosen!r} (ENVIRONMENT); a file cannot change it",
+                    layer.positions.get(("environment",)),
+                )
             )
-        )
     raw = json.loads(json.dumps(data))
 
     encryption = (
@@ -631,13 +666,13 @@ def resolve(sources: Sources, runtime_layers: Sequence[Layer] = ()) -> LoadedCon
             )
         )
 
-    decrypted, found = decrypt_values(data, positions, cipher)
-    issues.extend(found)
+    decrypted, failures = decrypt_values(data, positions, cipher)
+    issues.extend(failures)
     secrets_seen = secret_sources(data, positions, decrypted)
-    config, found = validate_app(
+    config, problems = validate_app(
         data, positions, secret_sources=secrets_seen, has_master_key=cipher is not None
     )
-    issues.extend(found)
+    issues.extend(problems)
     if config is None or errors_in(issues):
         raise ConfigValidationError(issues)
     return LoadedConfig(

@@ -184,6 +184,35 @@ def seal_secrets(
     return result
 
 
+def keep_stored_secrets(
+    key: DocumentKey,
+    content: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    cipher: security.ValueCipher | None,
+) -> dict[str, Any]:
+    """Put back the stored ciphertext of every secret given again with the same value.
+
+    Encryption is randomised, so without this re-sending an unchanged token would
+    look like a change: a new version, and a diff saying the secret changed.
+    """
+    result = plain_copy(content)
+    if cipher is None:
+        return result
+    previous = dict(leaves(stored))
+    for path, value in list(leaves(result)):
+        old = previous.get(path)
+        if not (isinstance(value, str) and isinstance(old, str) and security.is_encrypted(old)):
+            continue
+        if security.is_encrypted(value) or not is_secret_path(key.scope, path):
+            continue
+        try:
+            if cipher.decrypt(old, _context(key, path)) == value:
+                _replace(result, path, old)
+        except SecretError:
+            continue  # undecryptable old value: the new one is stored as given
+    return result
+
+
 def open_secrets(
     key: DocumentKey, content: Mapping[str, Any], cipher: security.ValueCipher | None
 ) -> tuple[dict[str, Any], list[Issue]]:

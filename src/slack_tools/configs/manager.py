@@ -226,8 +226,11 @@ class ConfigManager:
                 f"{key.label} is at version {base_version}, the change was based on "
                 f"version {expected_version}: read it again and re-apply your change"
             )
-        if current is not None and not force and content == dict(current.content):
-            return current
+        if current is not None:
+            cipher = self.runtime.snapshot.loaded.cipher
+            content = documents.keep_stored_secrets(key, content, current.content, cipher)
+            if not force and content == dict(current.content):
+                return current
         sealed = self._validate(key, content, positions)
         version = self.runtime.store.append(
             key,

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
 from typing import Any, Literal
 
@@ -56,6 +56,10 @@ RESTART_KEYS: tuple[tuple[str, ...], ...] = (
 )
 
 Outcome = Literal["never", "applied", "unchanged", "rejected"]
+
+# How far back each poll looks beyond the previous one: covers writers whose clock is
+# behind ours and transactions that committed a while after they stamped ``updated_at``.
+POLL_OVERLAP = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,8 @@ class ConfigRuntime:
         self._subscribers: list[Callable[[ConfigChange], None]] = []
         self._effective: dict[tuple[str, str], EffectiveConfig] = {}
         self._generation = 0
-        self._seen_change = 0
+        self._known_versions: dict[DocumentKey, int] = {}
+        self._last_poll: datetime | None = None
         self.status = ReloadStatus("never", "", None, "")
         self.reload_counts: Counter[tuple[str, Outcome]] = Counter()
 
@@ -177,7 +182,8 @@ class ConfigRuntime:
             else:
                 check_schema(self._database.engine)
             self._store = DocumentStore(self._database.engine)
-            self._seen_change = self._store.last_change_id()
+            self._last_poll = datetime.now(UTC)
+            self._known_versions = self._store.current_versions()
             snapshot = self._with_overrides(sources, base)
             self._snapshot = snapshot
             self._record(
@@ -304,7 +310,7 @@ class ConfigRuntime:
     def apply_written(self, version: DocumentVersion) -> None:
         """Make a document this process just wrote take effect here at once."""
         with self._lock:
-            self._seen_change = max(self._seen_change, version.change_id)
+            self._known_versions[version.key] = version.version
             if version.key.scope is Scope.GLOBAL:
                 loaded = resolve(self.snapshot.sources, [global_layer(version)])
                 self._swap(
@@ -317,37 +323,45 @@ class ConfigRuntime:
 
     def refresh_from_database(self) -> tuple[DocumentKey, ...]:
         """Pick up documents written by other instances; returns the ones that changed."""
-        last = self.store.last_change_id()
-        if last == self._seen_change:
-            return ()
+        self.snapshot  # noqa: B018 - starting sets the poll state
         with self._lock:
-            changed = tuple(self.store.changed_since(self._seen_change))
-            self._seen_change = last
-            if any(key.scope is Scope.GLOBAL for key in changed):
-                old = self.snapshot
-                current = self.store.current(DocumentKey(Scope.GLOBAL))
-                try:
-                    loaded = resolve(old.sources, [global_layer(current)] if current else [])
-                except ConfigValidationError as exc:
-                    errors = tuple(i.format() for i in errors_in(exc.issues))
-                    log.error("config.reload_rejected", trigger="database", errors=list(errors))
-                    self._record(
-                        ReloadStatus(
-                            "rejected",
-                            "database",
-                            datetime.now(UTC),
-                            old.loaded.content_hash,
-                            errors,
-                        )
-                    )
-                    return changed
-                self._swap(Snapshot(old.sources, loaded, current), "database", changed)
-                return changed
+            started = datetime.now(UTC)
+            since = (self._last_poll or started) - POLL_OVERLAP
+            current = self.store.current_versions(updated_since=since)
+            self._last_poll = started
+            changed = tuple(
+                key for key, version in current.items() if self._known_versions.get(key) != version
+            )
+            self._known_versions.update(current)
+            if not changed:
+                return ()
             for key in changed:
                 self._invalidate(key)
-            config = self.config
-            self._notify(ConfigChange("database", config, config, changed))
+            documents_only = tuple(key for key in changed if key.scope is not Scope.GLOBAL)
+            if len(documents_only) < len(changed) and self._reload_global(changed):
+                return changed
+            if documents_only:  # a rejected global change alone changed nothing here
+                config = self.config
+                self._notify(ConfigChange("database", config, config, documents_only))
             return changed
+
+    def _reload_global(self, changed: tuple[DocumentKey, ...]) -> bool:
+        """Apply the stored global overrides; False (old config kept) if they are invalid."""
+        old = self.snapshot
+        current = self.store.current(DocumentKey(Scope.GLOBAL))
+        try:
+            loaded = resolve(old.sources, [global_layer(current)] if current else [])
+        except ConfigValidationError as exc:
+            errors = tuple(i.format() for i in errors_in(exc.issues))
+            log.error("config.reload_rejected", trigger="database", errors=list(errors))
+            self._record(
+                ReloadStatus(
+                    "rejected", "database", datetime.now(UTC), old.loaded.content_hash, errors
+                )
+            )
+            return False
+        self._swap(Snapshot(old.sources, loaded, current), "database", changed)
+        return True
 
     # --- effective views -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import types
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -526,55 +526,51 @@ def _check_label(meta: Any) -> str | None:
     return _CHECK_LABELS.get(func) if callable(func) else None
 
 
-def describe_type(annotation: Any) -> str:
-    """A reader's name for the type of a key, as the documentation shows it."""
-    for meta in get_args(annotation)[1:] if get_origin(annotation) is Annotated else ():
-        label = _check_label(meta)
-        if label:
-            return label
-    optional = ""
-    origin = get_origin(annotation)
-    if origin in (types.UnionType, Union) and type(None) in get_args(annotation):
-        optional = " or null"
-    inner = _unwrap(annotation)
-    origin = get_origin(inner)
-    if inner is SecretStr:
-        name = "secret"
-    elif origin is Literal:
-        name = "one of " + ", ".join(str(a) for a in get_args(inner))
-    elif isinstance(inner, type) and issubclass(inner, StrEnum):
-        name = "one of " + ", ".join(m.value for m in inner)
-    elif origin is tuple:
-        name = "list of " + describe_type(get_args(inner)[0])
-    elif origin is Mapping:
-        name = "mapping of name to " + describe_type(get_args(inner)[1])
-    elif isinstance(inner, type):
-        name = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
-            inner.__name__, inner.__name__
-        )
-    else:
-        name = str(inner)
-    if get_origin(annotation) is Annotated and not optional:
-        return describe_type(get_args(annotation)[0]) if name == str(inner) else name
-    return name + optional
+_BUILTIN_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
 
-def _describe_field(info: FieldInfo) -> str:
-    optional = (
-        " or null" if "None" in repr(info.annotation) and "| None" in repr(info.annotation) else ""
-    )
-    for meta in info.metadata:
-        label = _check_label(meta)
-        if label:
-            return label + optional
-    name = describe_type(info.annotation)
-    bounds = [
+def _bounds(metadata: Iterable[Any]) -> list[str]:
+    return [
         f"{symbol} {getattr(meta, attr)}"
-        for meta in info.metadata
+        for meta in metadata
         for attr, symbol in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
         if getattr(meta, attr, None) is not None
     ]
-    return f"{name} ({', '.join(bounds)})" if bounds else name
+
+
+def describe_type(annotation: Any, metadata: Sequence[Any] = ()) -> str:
+    """A reader's name for the type of a key, as the documentation shows it."""
+    origin = get_origin(annotation)
+    if origin in (types.UnionType, Union):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        name = " or ".join(describe_type(member) for member in members)
+        return name + (" or null" if len(members) < len(get_args(annotation)) else "")
+    if origin is Annotated:
+        base, *inner = get_args(annotation)
+        return describe_type(base, [*inner, *metadata])
+    label = next((found for meta in metadata if (found := _check_label(meta))), None)
+    if label:
+        return label
+    if annotation is SecretStr:
+        return "secret"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return "one of " + ", ".join(m.value for m in annotation)
+    if origin is tuple:
+        return "list of " + describe_type(get_args(annotation)[0])
+    if origin is Mapping:
+        return "mapping of name to " + describe_type(get_args(annotation)[1])
+    if isinstance(annotation, type):
+        name = _BUILTIN_NAMES.get(annotation.__name__, annotation.__name__)
+        bounds = _bounds(metadata)
+        return f"{name} ({', '.join(bounds)})" if bounds else name
+    return str(annotation)
+
+
+def _describe_field(info: FieldInfo) -> str:
+    # pydantic moves a field's top-level Annotated metadata into ``info.metadata``.
+    return describe_type(info.annotation, info.metadata)
 
 
 def iter_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[FieldSpec]:

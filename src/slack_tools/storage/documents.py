@@ -195,31 +195,28 @@ class DocumentStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot list configuration documents: {describe(exc)}") from None
 
-    def last_change_id(self) -> int:
-        """The newest change anywhere; other instances poll it to see writes they did not make."""
-        try:
-            with self._engine.connect() as connection:
-                value = connection.execute(sa.select(sa.func.max(config_versions.c.id))).scalar()
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read configuration changes: {describe(exc)}") from None
-        return int(value or 0)
+    def current_versions(self, updated_since: datetime | None = None) -> dict[DocumentKey, int]:
+        """Each document's current version (only those updated since a time, if given).
 
-    def changed_since(self, change_id: int) -> list[DocumentKey]:
-        """Documents written after ``change_id``."""
-        statement = (
-            sa.select(
-                config_documents.c.scope, config_documents.c.tenant_id, config_documents.c.user_id
-            )
-            .join(config_versions, config_documents.c.id == config_versions.c.document_id)
-            .where(config_versions.c.id > change_id)
-            .distinct()
+        Other instances poll this to notice writes they did not make. Comparing
+        versions per document, rather than following a global sequence, cannot miss
+        a write whose transaction committed after a later one (sequence order is not
+        commit order on PostgreSQL).
+        """
+        statement = sa.select(
+            config_documents.c.scope,
+            config_documents.c.tenant_id,
+            config_documents.c.user_id,
+            config_documents.c.current_version,
         )
+        if updated_since is not None:
+            statement = statement.where(config_documents.c.updated_at >= updated_since)
         try:
             with self._engine.connect() as connection:
-                return [
-                    DocumentKey(Scope(r.scope), r.tenant_id, r.user_id)
+                return {
+                    DocumentKey(Scope(r.scope), r.tenant_id, r.user_id): r.current_version
                     for r in connection.execute(statement)
-                ]
+                }
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read configuration changes: {describe(exc)}") from None
 

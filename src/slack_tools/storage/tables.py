@@ -35,7 +35,7 @@ config_documents = Table(
     Column("tenant_id", String(128), nullable=False),
     Column("user_id", String(128), nullable=False),
     Column("current_version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
     UniqueConstraint("scope", "tenant_id", "user_id", name="uq_config_documents_identity"),
 )
 

@@ -601,12 +601,22 @@ def test_diff_of_identical_documents_is_empty() -> None:
 @pytest.mark.parametrize(
     ("scope", "old", "new", "path", "kind"),
     [
-        (Scope.TENANT, {"slack_bot_token": TOKEN}, {"slack_bot_token": OTHER_TOKEN},
-         "slack_bot_token", "changed"),
+        (
+            Scope.TENANT,
+            {"slack_bot_token": TOKEN},
+            {"slack_bot_token": OTHER_TOKEN},
+            "slack_bot_token",
+            "changed",
+        ),
         (Scope.TENANT, {}, {"slack_bot_token": TOKEN}, "slack_bot_token", "added"),
         (Scope.TENANT, {"slack_bot_token": TOKEN}, {}, "slack_bot_token", "removed"),
-        (Scope.GLOBAL, {"slack": {"bot_token": TOKEN}}, {"slack": {"bot_token": OTHER_TOKEN}},
-         "slack.bot_token", "changed"),
+        (
+            Scope.GLOBAL,
+            {"slack": {"bot_token": TOKEN}},
+            {"slack": {"bot_token": OTHER_TOKEN}},
+            "slack.bot_token",
+            "changed",
+        ),
     ],
     ids=["changed", "added", "removed", "global-changed"],
 )

@@ -201,9 +201,7 @@ def test_altered_token_is_refused_naming_the_context(
     ],
     ids=["another-tenant", "global-scope", "another-key-path", "user-scope", "trailing-space"],
 )
-def test_value_under_another_context_does_not_decrypt(
-    master_keys: str, other_context: str
-) -> None:
+def test_value_under_another_context_does_not_decrypt(master_keys: str, other_context: str) -> None:
     """A token copied to another key path or tenant fails with an error naming where it was read."""
     cipher = cipher_for(master_keys)
     token = cipher.encrypt(TOKEN, TENANT_CONTEXT)
@@ -322,12 +320,7 @@ def test_key_file_skips_comments_and_blank_lines(tmp_path: Path) -> None:
     new, old = generate_key(), generate_key()
     path = tmp_path / "master.keys"
     path.write_text(
-        "# slack-tools master keys\n\n"
-        f"new:{new}\n"
-        "   # retired next quarter\n"
-        "\n"
-        f"  old:{old}  \r\n"
-        "\n",
+        f"# slack-tools master keys\n\nnew:{new}\n   # retired next quarter\n\n  old:{old}  \r\n\n",
         encoding="utf-8",
     )
     provider = read_key_file(path)
@@ -392,9 +385,7 @@ def test_provider_from_master_keys_variable() -> None:
 
 def test_master_keys_variable_wins_over_key_file(tmp_path: Path) -> None:
     """When both are set the variable is used and the key file is not read."""
-    provider = build_key_provider(
-        SecretStr(f"k1:{generate_key()}"), str(tmp_path / "absent.keys")
-    )
+    provider = build_key_provider(SecretStr(f"k1:{generate_key()}"), str(tmp_path / "absent.keys"))
     assert provider is not None
     assert tuple(provider.key_ids()) == ("k1",)
 

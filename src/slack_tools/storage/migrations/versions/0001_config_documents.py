@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_config_documents"),
         sa.UniqueConstraint("scope", "tenant_id", "user_id", name="uq_config_documents_identity"),
     )
+    op.create_index("ix_config_documents_updated_at", "config_documents", ["updated_at"])
     op.create_table(
         "config_versions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -55,4 +56,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_config_versions_document_id", table_name="config_versions")
     op.drop_table("config_versions")
+    op.drop_index("ix_config_documents_updated_at", table_name="config_documents")
     op.drop_table("config_documents")

@@ -1,0 +1,75 @@
+"""Logs are structured and never carry a secret, whoever logs it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from slack_tools.service.logging import REDACTED, SecretScrubber, configure_logging
+from tests.helpers import assert_no_secret
+
+SECRET = "s3cr3t-admin-token-value"
+SLACK_TOKEN = "xoxb-1234567890-0987654321-AbCdEfGhIjKl"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> object:
+    """Leave the process's logging as the test found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield None
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def test_scrubber_replaces_known_secrets_and_slack_token_shapes() -> None:
+    """Known values and anything shaped like a Slack token are redacted, nested values too."""
+    scrubber = SecretScrubber()
+    scrubber.update([SECRET, "abc"])
+    event = scrubber(
+        None,
+        "info",
+        {
+            "event": f"login with {SECRET}",
+            "nested": {"token": SLACK_TOKEN, "list": [SECRET, "plain"]},
+            "short": "abc is too short to count as a secret",
+        },
+    )
+    assert event["event"] == f"login with {REDACTED}"
+    assert event["nested"] == {"token": REDACTED, "list": [REDACTED, "plain"]}
+    assert event["short"] == "abc is too short to count as a secret"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_structlog_and_stdlib_lines_are_scrubbed(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """structlog calls and standard-library loggers (uvicorn, SQLAlchemy) are all redacted."""
+    configure_logging("INFO", fmt, secrets=[SECRET])
+    structlog.get_logger("test").info("configured", token=SECRET, slack=SLACK_TOKEN)
+    logging.getLogger("uvicorn.error").warning("client sent %s", SECRET)
+    try:
+        int(f"bad value {SECRET}")
+    except ValueError:
+        structlog.get_logger("test").exception("failed")
+    err = capsys.readouterr().err
+    assert_no_secret(err, SECRET, SLACK_TOKEN)
+    assert err.count(REDACTED) >= 4
+    if fmt == "json":
+        lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        assert {line["event"] for line in lines} >= {"configured", "failed"}
+        assert all("timestamp" in line and "level" in line for line in lines)
+
+
+def test_level_filters_lower_levels(capsys: pytest.CaptureFixture[str]) -> None:
+    """Lines below the configured level are not written."""
+    configure_logging("WARNING", "json")
+    structlog.get_logger("test").info("quiet")
+    structlog.get_logger("test").warning("loud")
+    err = capsys.readouterr().err
+    assert "loud" in err
+    assert "quiet" not in err

@@ -21,21 +21,26 @@ from rich.table import Table
 from ruamel.yaml import YAML
 
 from slack_tools import __version__
-from slack_tools.configs import ConfigManager, ConfigRuntime, ConfigValidationError, security
+from slack_tools.configs import (
+    ConfigManager,
+    ConfigRuntime,
+    ConfigValidationError,
+    DocumentKey,
+    security,
+)
 from slack_tools.configs.config_loader import (
     load_sources,
-    parse_yaml_layer,
     read_environment,
+    read_yaml_layer,
     resolve,
+    sources_cipher,
 )
 from slack_tools.configs.reference import render_reference
 from slack_tools.configs.rotation import rotate_documents, rotate_file
-from slack_tools.configs.runtime import open_database
+from slack_tools.configs.runtime import database_status, migrate_database
 from slack_tools.configs.validator import Level
 from slack_tools.errors import SecretError, SlackToolsError
 from slack_tools.service.logging import configure_logging
-from slack_tools.storage import DocumentKey, check_schema, head_revision, upgrade
-from slack_tools.storage.database import current_revision
 
 app = typer.Typer(
     name="slack-tools",
@@ -190,7 +195,11 @@ def config_explain(
 def config_set(
     key: Annotated[str, typer.Argument(help="Dotted key.")],
     value: Annotated[
-        str, typer.Argument(help="JSON value, or plain text for a string; null removes.")
+        str,
+        typer.Argument(
+            help="JSON value (123, true, null removes, [..]), else text; '-' reads standard "
+            "input (keeps secrets out of shell history). Quote JSON to force text: '\"123\"'."
+        ),
     ],
     tenant: Tenant = None,
     user: User = None,
@@ -205,7 +214,7 @@ def config_set(
     result = manager.set_value(
         document,
         key,
-        _parse_value(value),
+        _read_stdin() if value == "-" else _parse_value(value),
         author=author,
         comment=comment,
         expected_version=expect_version,
@@ -223,11 +232,7 @@ def config_apply(
     expect_version: Expect = None,
 ) -> None:
     """Apply a YAML patch file to the global, tenant or user document (a new version)."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SlackToolsError(f"{file}: cannot read: {exc.strerror}") from None
-    layer, issues = parse_yaml_layer(text, str(file), read_environment().variables)
+    layer, issues = read_yaml_layer(file, read_environment().variables)
     if layer is None or any(i.level is Level.ERROR for i in issues):
         raise ConfigValidationError(issues)
     manager = _manager()
@@ -299,13 +304,23 @@ def config_rollback(
 
 
 def _cipher() -> security.ValueCipher:
-    loaded = resolve(load_sources(read_environment()))
-    if loaded.cipher is None:
+    cipher = sources_cipher(load_sources(read_environment()))
+    if cipher is None:
         raise SecretError(
             "no master key: set SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file "
             "(slack-tools keys generate makes one)"
         )
-    return loaded.cipher
+    return cipher
+
+
+def _value_context(key: str, tenant: str | None, user: str | None) -> str:
+    """The associated data binding a value to its key path and document."""
+    document = _key(tenant, user)
+    if not all(key.split(".")):
+        raise typer.BadParameter(f"{key!r} is not a key path: expected names joined by dots")
+    return security.context_for(
+        key, tenant=document.tenant_id or None, user=document.user_id or None
+    )
 
 
 def _read_stdin() -> str:
@@ -320,12 +335,11 @@ def config_encrypt(
     user: User = None,
 ) -> None:
     """Encrypt the value read from standard input for KEY; prints enc:v1:…"""
+    context = _value_context(key, tenant, user)
     value = _read_stdin()
     if not value:
         raise SlackToolsError("nothing on standard input: pipe the value in")
-    out.print(
-        _cipher().encrypt(value, security.context_for(key, tenant=tenant, user=user)), markup=False
-    )
+    out.print(_cipher().encrypt(value, context), markup=False)
 
 
 @config_app.command("decrypt")
@@ -335,12 +349,9 @@ def config_decrypt(
     user: User = None,
 ) -> None:
     """Decrypt the enc:v1:… value read from standard input; prints the clear text."""
+    context = _value_context(key, tenant, user)
     token = _read_stdin().strip()
-    out.print(
-        _cipher().decrypt(token, security.context_for(key, tenant=tenant, user=user)),
-        markup=False,
-        highlight=False,
-    )
+    out.print(_cipher().decrypt(token, context), markup=False, highlight=False)
 
 
 @config_app.command("reference")
@@ -403,22 +414,20 @@ def keys_rotate(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations."""
-    base = resolve(load_sources(read_environment())).config
-    database = open_database(base)
-    before, after = upgrade(database.engine)
-    out.print(f"{database.safe_url}: {before or 'empty'} → {after}", markup=False)
+    status, before = migrate_database(resolve(load_sources(read_environment())).config)
+    out.print(f"{status.url}: {before or 'empty'} → {status.current}", markup=False)
 
 
 @db_app.command("status")
 def db_status() -> None:
-    """Show the database's schema revision and whether it is current."""
-    base = resolve(load_sources(read_environment())).config
-    database = open_database(base)
-    current = current_revision(database.engine)
+    """Show the database's schema revision and whether it is current (exit 1 if not)."""
+    status = database_status(resolve(load_sources(read_environment())).config)
     out.print(
-        f"{database.safe_url}: at {current or 'empty'}, code needs {head_revision()}", markup=False
+        f"{status.url}: at {status.current or 'empty'}, code needs {status.head}", markup=False
     )
-    check_schema(database.engine)
+    if not status.is_current:
+        err.print("run 'slack-tools db upgrade'")
+        raise typer.Exit(1)
 
 
 # --- entry point --------------------------------------------------------------------------

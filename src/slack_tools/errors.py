@@ -29,3 +29,18 @@ class StorageError(SlackToolsError):
 
 class AuthError(SlackToolsError):
     """Missing or invalid credentials, or not allowed to do this."""
+
+
+class PayloadError(SlackToolsError):
+    """A request body that is not a valid alert payload.
+
+    ``malformed`` is true when the body is not JSON at all (HTTP 400); otherwise it
+    parsed but does not match the schema (HTTP 422). ``errors`` names each field.
+    """
+
+    def __init__(
+        self, message: str, *, malformed: bool = False, errors: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.malformed = malformed
+        self.errors = errors or []

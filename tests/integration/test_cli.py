@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from slack_tools.cli import run
 from slack_tools.configs.security import ValueCipher, parse_keys
@@ -291,3 +293,72 @@ def test_user_without_tenant_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     code, _, err = cli(capsys, "config", "show", "--user", "U123")
     assert code == 2
     assert "tenant" in err
+
+
+def test_explaining_a_section_masks_the_secrets_inside_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`config explain slack` shows the section per layer with its secrets masked."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    code, out, err = cli(capsys, "config", "explain", "slack")
+    assert code == 0, err
+    assert "  environment: {\"bot_token\": \"********\"}" in out
+    assert "********" in out
+    assert_no_secret(out + err, TOKEN)
+
+
+def test_set_reads_the_value_from_standard_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, keys: str
+) -> None:
+    """`config set KEY -` takes the value from stdin, so a token stays out of shell history."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(TOKEN + "\n"))
+    code, _, err = cli(capsys, "config", "set", "--tenant", "acme", "slack_bot_token", "-")
+    assert code == 0, err
+    code, out, _ = cli(capsys, "config", "show", "--tenant", "acme")
+    assert "slack_bot_token: '********'" in out
+
+
+keys_paths = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(key=keys_paths, value=st.text(max_size=30), tenant=st.sampled_from(["acme", "", "a b", "é"]))
+def test_no_input_makes_a_command_crash(
+    capsys: pytest.CaptureFixture[str], key: str, value: str, tenant: str
+) -> None:
+    """Whatever keys, values and tenant ids are given, commands answer with an exit code."""
+    for argv in (
+        ("config", "set", "--tenant", tenant, key, value),
+        ("config", "explain", key, "--tenant", tenant),
+        ("config", "set", key, value),
+    ):
+        code = run(list(argv))
+        capsys.readouterr()
+        assert code in (0, 1, 2), argv
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(content=st.binary(max_size=200))
+def test_no_patch_file_makes_apply_crash(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes
+) -> None:
+    """Any bytes in a patch file give a clear outcome, never a traceback."""
+    patch = tmp_path / "patch.yaml"
+    patch.write_bytes(content)
+    for argv in (
+        ("config", "apply", "--tenant", "acme", str(patch)),
+        ("config", "validate", str(patch)),
+    ):
+        code = run(list(argv))
+        capsys.readouterr()
+        assert code in (0, 1, 2), argv

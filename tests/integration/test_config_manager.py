@@ -129,17 +129,21 @@ def test_specification_api_uses_the_default_runtime(
     assert ConfigManager().get_tenant_config("tenant_spotify_premium") == tenant
 
 
-def test_unknown_tenant_is_not_found(manager: ConfigManager) -> None:
-    """Reading a tenant that has no document raises NotFoundError."""
-    with pytest.raises(NotFoundError, match="'ghost' has no configuration"):
-        manager.get_tenant_config("ghost")
+def test_tenant_without_a_document_has_the_defaults(manager: ConfigManager) -> None:
+    """A tenant that never changed anything reads as the defaults, at version 0."""
+    effective = manager.effective("fresh")
+    assert effective.tenant_version == 0
+    assert effective.tenant.slack_channel == manager.config.slack.default_channel
+    assert effective.tenant.locale == manager.config.localization.default_locale
+    assert manager.document(DocumentKey.for_scope("fresh")) is None
 
 
-def test_user_of_an_unknown_tenant_cannot_be_written(manager: ConfigManager) -> None:
-    """A user document needs its tenant to exist first, and nothing is stored otherwise."""
-    with pytest.raises(NotFoundError):
-        manager.update_user_config("ghost", "alice", {"locale": "en_US"})
-    assert manager.document(DocumentKey.for_scope("ghost", "alice")) is None
+def test_specification_snippet_runs_in_its_order(manager: ConfigManager) -> None:
+    """get_tenant_config then update_tenant_config, as the specification writes them."""
+    before = manager.get_tenant_config("tenant_spotify_premium")
+    manager.update_tenant_config("tenant_spotify_premium", {"slack_channel": "#premium-alerts"})
+    after = manager.get_tenant_config("tenant_spotify_premium")
+    assert (before.slack_channel, after.slack_channel) == ("#alerts", "#premium-alerts")
 
 
 # --- the hierarchy -----------------------------------------------------------------------

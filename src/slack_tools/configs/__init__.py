@@ -23,6 +23,7 @@ from slack_tools.configs.manager import ConfigManager, Explanation
 from slack_tools.configs.runtime import ConfigChange, ConfigRuntime, EffectiveConfig, ReloadStatus
 from slack_tools.configs.schema import AppConfig, EnvName, Severity, TenantConfig, UserConfig
 from slack_tools.configs.validator import ConfigValidationError, Issue
+from slack_tools.storage import DocumentKey
 
 __all__ = [
     "AppConfig",
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigManager",
     "ConfigRuntime",
     "ConfigValidationError",
+    "DocumentKey",
     "EffectiveConfig",
     "EnvName",
     "Explanation",

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
@@ -31,6 +31,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from slack_tools.configs import security
 from slack_tools.configs.provenance import Origin, OriginKind, Positions, dotted
 from slack_tools.configs.schema import APP_FIELDS, AppConfig, EnvName, FieldSpec, Path, merge_rule
+from slack_tools.configs.trees import get_at, leaves, set_at
 from slack_tools.configs.validator import (
     ConfigValidationError,
     Issue,
@@ -116,15 +117,7 @@ class Layer:
 
     def get(self, path: Path) -> tuple[bool, Any]:
         """Whether this layer sets ``path``, and to what."""
-        node: Any = self.data
-        for part in path:
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                node = node[part]
-            else:
-                return False, None
-        return True, node
+        return get_at(self.data, path)
 
 
 def packaged_file(environment: EnvName) -> FsPath:
@@ -318,13 +311,10 @@ class _Converter:
         return None
 
     def interpolate(self, text: str, path: Path, line: int, column: int) -> str:
-        used: list[str] = []
-
         def substitute(found: re.Match[str]) -> str:
             if found.group(0) == "$$":
                 return "$"
             name, default = found.group(1), found.group(2)
-            used.append(name)
             value = self.variables.get(name)
             if value is not None and (value != "" or default is None):
                 return value
@@ -343,8 +333,11 @@ class _Converter:
             return ""
 
         result = _INTERPOLATION.sub(substitute, text)
-        if used:
-            self.positions[path] = self._origin(line, column, via=",".join(used))
+        # "From the environment" only when the whole value is one variable that is set:
+        # "xoxb-${X:-}abc" or "${UNSET:-clear}" keep text written in the file.
+        whole = _INTERPOLATION.fullmatch(text)
+        if whole and whole.group(1) and self.variables.get(whole.group(1)):
+            self.positions[path] = self._origin(line, column, via=whole.group(1))
         return result
 
 
@@ -465,25 +458,6 @@ def merge_positions(layers: Sequence[Layer]) -> dict[Path, Origin]:
 # --- secrets ----------------------------------------------------------------------------
 
 
-def walk_strings(data: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
-    """Every string value in ``data`` with its path."""
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            yield from walk_strings(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield from walk_strings(value, (*path, index))
-    elif isinstance(data, str):
-        yield path, data
-
-
-def replace_at(data: dict[str, Any], path: Path, value: Any) -> None:
-    node: Any = data
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-
-
 def decrypt_values(
     data: dict[str, Any],
     positions: Positions,
@@ -493,7 +467,7 @@ def decrypt_values(
     """Decrypt every ``enc:`` value in place; returns the decrypted paths and the failures."""
     decrypted: set[Path] = set()
     issues: list[Issue] = []
-    for path, value in list(walk_strings(data)):
+    for path, value in list(leaves(data, into_lists=True)):
         if not security.is_encrypted(value):
             continue
         where = positions.get(path)
@@ -510,7 +484,7 @@ def decrypt_values(
             )
             continue
         try:
-            replace_at(data, path, cipher.decrypt(value, context(dotted(path))))
+            set_at(data, path, cipher.decrypt(value, context(dotted(path))))
             decrypted.add(path)
         except SecretError as exc:
             issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, str(exc), where))
@@ -620,6 +594,26 @@ def mapping_defaults() -> dict[str, Any]:
     return data
 
 
+def build_cipher(
+    environment: ProcessEnvironment, data: Mapping[str, Any]
+) -> security.ValueCipher | None:
+    """The cipher of the configured master keys (environment first, then the key file)."""
+    _, key_file = get_at(data, ("security", "encryption", "key_file"))
+    provider = security.build_key_provider(
+        environment.master_keys, key_file if isinstance(key_file, str) else None
+    )
+    return security.ValueCipher(provider) if provider else None
+
+
+def sources_cipher(sources: Sources) -> security.ValueCipher | None:
+    """The cipher, without validating anything else (``config encrypt`` must work on a
+    configuration that is invalid precisely because a secret is still in clear)."""
+    data: dict[str, Any] = {}
+    for layer in sources.layers:
+        data = merge(data, layer.data)
+    return build_cipher(sources.environment, data)
+
+
 def resolve(sources: Sources, runtime_layers: Sequence[Layer] = ()) -> LoadedConfig:
     """Merge, decrypt and validate; raise :class:`ConfigValidationError` with every issue."""
     layers = (*sources.layers, *runtime_layers)
@@ -643,18 +637,9 @@ def resolve(sources: Sources, runtime_layers: Sequence[Layer] = ()) -> LoadedCon
             )
     raw = json.loads(json.dumps(data))
 
-    encryption = (
-        data.get("security", {}).get("encryption", {})
-        if isinstance(data.get("security"), Mapping)
-        else {}
-    )
-    key_file = encryption.get("key_file") if isinstance(encryption, Mapping) else None
     cipher: security.ValueCipher | None = None
     try:
-        provider = security.build_key_provider(
-            sources.environment.master_keys, key_file if isinstance(key_file, str) else None
-        )
-        cipher = security.ValueCipher(provider) if provider else None
+        cipher = build_cipher(sources.environment, data)
     except SecretError as exc:
         issues.append(
             Issue(

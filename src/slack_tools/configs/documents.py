@@ -9,10 +9,11 @@ level below) with the document merged on top, validated as a whole.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from pydantic import BaseModel
 
 from slack_tools.configs import security
@@ -28,9 +29,12 @@ from slack_tools.configs.schema import (
     TenantConfig,
     UserConfig,
 )
+from slack_tools.configs.trees import leaves, nest, plain_copy, set_at
 from slack_tools.configs.validator import Issue, Level, Stage, errors_in, schema_issues
-from slack_tools.errors import SecretError
+from slack_tools.errors import ConfigError, SecretError
 from slack_tools.storage import DocumentKey, DocumentVersion, Scope
+
+log = structlog.get_logger(__name__)
 
 MASK = "********"
 
@@ -87,16 +91,6 @@ def document_origin(version: DocumentVersion) -> Origin:
     )
 
 
-def plain_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy made of plain JSON types (tuples become lists, read-only mappings dicts)."""
-    copied: dict[str, Any] = json.loads(json.dumps(data, default=_jsonable))
-    return copied
-
-
-def _jsonable(value: Any) -> Any:
-    return dict(value) if isinstance(value, Mapping) else str(value)
-
-
 # --- patches ---------------------------------------------------------------------------
 
 
@@ -116,23 +110,10 @@ def apply_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
 
 def patch_for(path: str, value: Any) -> dict[str, Any]:
     """``("a.b", 1)`` → ``{"a": {"b": 1}}``."""
-    parts = [p for p in path.split(".") if p]
-    if not parts:
-        raise ValueError("empty key path")
-    patch: dict[str, Any] = {parts[-1]: value}
-    for part in reversed(parts[:-1]):
-        patch = {part: patch}
-    return patch
-
-
-def leaves(data: Mapping[str, Any], path: Path = ()) -> Iterator[tuple[Path, Any]]:
-    """Every leaf (non-mapping value) with its path; an empty mapping is a leaf."""
-    for key, value in data.items():
-        child = (*path, key)
-        if isinstance(value, Mapping) and value:
-            yield from leaves(value, child)
-        else:
-            yield child, value
+    parts = tuple(path.split("."))
+    if not all(parts):
+        raise ConfigError(f"{path!r} is not a key path: expected names joined by dots, like a.b")
+    return nest(parts, value)
 
 
 def _spec_for(fields: Mapping[tuple[str, ...], FieldSpec], path: Path) -> FieldSpec | None:
@@ -179,8 +160,14 @@ def seal_secrets(
                     f"{dotted(path)}: encryption is required but no master key is configured "
                     "(SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file)"
                 )
+            log.warning(
+                "config.secret_stored_in_clear",
+                document=key.label,
+                key=dotted(path),
+                hint="set SLACK_TOOLS_MASTER_KEYS, then run slack-tools keys rotate",
+            )
             continue
-        _replace(result, path, cipher.encrypt(value, _context(key, path)))
+        set_at(result, path, cipher.encrypt(value, _context(key, path)))
     return result
 
 
@@ -207,7 +194,7 @@ def keep_stored_secrets(
             continue
         try:
             if cipher.decrypt(old, _context(key, path)) == value:
-                _replace(result, path, old)
+                set_at(result, path, old)
         except SecretError:
             continue  # undecryptable old value: the new one is stored as given
     return result
@@ -233,7 +220,7 @@ def open_secrets(
             )
             continue
         try:
-            _replace(result, path, cipher.decrypt(value, _context(key, path)))
+            set_at(result, path, cipher.decrypt(value, _context(key, path)))
         except SecretError as exc:
             issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, str(exc)))
     return result, issues
@@ -242,23 +229,21 @@ def open_secrets(
 def reseal(
     key: DocumentKey, content: Mapping[str, Any], cipher: security.ValueCipher
 ) -> tuple[dict[str, Any], int]:
-    """Re-encrypt with the active key every value that uses another; returns the count."""
+    """Re-encrypt with the active key every value that uses another, and encrypt every
+    secret stored in clear (written before a key was configured); returns the count."""
     result = plain_copy(content)
     changed = 0
     for path, value in list(leaves(result)):
         if security.is_encrypted(value):
             renewed = cipher.reencrypt(value, _context(key, path))
-            if renewed != value:
-                _replace(result, path, renewed)
-                changed += 1
+        elif isinstance(value, str) and is_secret_path(key.scope, path):
+            renewed = cipher.encrypt(value, _context(key, path))
+        else:
+            continue
+        if renewed != value:
+            set_at(result, path, renewed)
+            changed += 1
     return result, changed
-
-
-def _replace(data: dict[str, Any], path: Path, value: Any) -> None:
-    node: Any = data
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
 
 
 # --- validation ------------------------------------------------------------------------
@@ -350,7 +335,7 @@ def mask(scope: Scope, data: Mapping[str, Any]) -> dict[str, Any]:
     result = plain_copy(data)
     for path, value in list(leaves(result)):
         if value is not None and is_secret_path(scope, path):
-            _replace(result, path, MASK)
+            set_at(result, path, MASK)
     return result
 
 

@@ -75,8 +75,11 @@ class ConfigWatcher:
         fingerprint = await asyncio.to_thread(files_fingerprint, self.paths)
         if fingerprint == self._fingerprint:
             return False
-        self._fingerprint = fingerprint
-        await asyncio.to_thread(self.runtime.reload, trigger)
+        status = await asyncio.to_thread(self.runtime.reload, trigger)
+        # Invalid content is not tried again until it changes; a passing failure
+        # (database unreachable) is, at the next look.
+        if not (status.outcome == "rejected" and status.retryable):
+            self._fingerprint = fingerprint
         return True
 
     async def _watch_files(self, stop: asyncio.Event) -> None:
@@ -101,5 +104,8 @@ class ConfigWatcher:
                 return
             try:
                 await asyncio.to_thread(self.runtime.refresh_from_database)
+                if self.watch_files:
+                    # Also a safety net where file events are not delivered (NFS, some mounts).
+                    await self.check_files()
             except StorageError as exc:
                 log.warning("config.poll_failed", error=str(exc))

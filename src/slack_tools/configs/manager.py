@@ -8,8 +8,8 @@ here at once; other instances pick the change up from the database.
 
 from __future__ import annotations
 
+import functools
 import getpass
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +28,9 @@ from slack_tools.configs.schema import (
     TenantConfig,
     UserConfig,
 )
+from slack_tools.configs.trees import get_at, leaves, nest
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, Stage, errors_in
-from slack_tools.errors import ConflictError, NotFoundError
+from slack_tools.errors import ConfigError, ConflictError, NotFoundError
 from slack_tools.storage import DocumentKey, DocumentVersion, Scope
 
 
@@ -59,16 +60,6 @@ class Explanation:
     value: Any
     is_secret: bool
     entries: tuple[ExplainEntry, ...]
-
-
-def _navigate(data: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
-    node = data
-    for part in path:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return False, None
-    return True, node
 
 
 class ConfigManager:
@@ -165,7 +156,7 @@ class ConfigManager:
                     )
                 ]
             )
-        with self.runtime._lock:  # noqa: SLF001 - one local writer at a time
+        with self.runtime.writing():
             current = self.runtime.store.current(key)
             stored_before = dict(current.content) if current else {}
             content = documents.apply_patch(stored_before, patch)
@@ -190,7 +181,7 @@ class ConfigManager:
         expected_version: int | None = None,
     ) -> DocumentVersion:
         """Make an old version current again, as a new version, validated again."""
-        with self.runtime._lock:  # noqa: SLF001 - one local writer at a time
+        with self.runtime.writing():
             old = self.runtime.store.version(key, version)
             current = self.runtime.store.current(key)
             return self._write(
@@ -256,7 +247,7 @@ class ConfigManager:
         )
         opened, issues = documents.open_secrets(key, sealed, cipher)
         pending = Origin(OriginKind.DATABASE, f"change to {key.label}")
-        where: dict[Any, Origin] = {p: pending for p, _ in documents.leaves(opened)}
+        where: dict[Any, Origin] = {p: pending for p, _ in leaves(opened)}
         where.update(positions or {})
         if errors_in(issues):
             raise ConfigValidationError(issues)
@@ -310,7 +301,11 @@ class ConfigManager:
         self, key_path: str, tenant_id: str | None = None, user_id: str | None = None
     ) -> Explanation:
         """Where the value of ``key_path`` comes from, layer by layer."""
-        path = tuple(p for p in key_path.split(".") if p)
+        path = tuple(key_path.split("."))
+        if not all(path):
+            raise ConfigError(f"{key_path!r} is not a key path: expected names joined by dots")
+        if user_id is not None and tenant_id is None:
+            raise ConfigError("a user belongs to a tenant: give --tenant with --user")
         if user_id is not None and tenant_id is not None and _known(USER_FIELDS, path):
             return self._explain_user(path, tenant_id, user_id)
         if tenant_id is not None and _known(TENANT_FIELDS, path):
@@ -335,11 +330,11 @@ class ConfigManager:
                         layer.name,
                         origin.describe() if origin else layer.name,
                         dotted(path),
-                        documents.MASK if secret and value is not None else value,
+                        _masked(Scope.GLOBAL, path, value),
                     )
                 )
         dumped = snapshot.loaded.config.model_dump(mode="json", by_alias=True)
-        _, value = _navigate(documents.mask(Scope.GLOBAL, dumped), path)
+        _, value = get_at(documents.mask(Scope.GLOBAL, dumped), path)
         return Explanation(dotted(path), value, secret, tuple(entries))
 
     def _explain_tenant(self, path: tuple[str, ...], tenant_id: str) -> Explanation:
@@ -350,7 +345,7 @@ class ConfigManager:
         dumped = documents.mask(
             Scope.TENANT, effective.tenant.model_dump(mode="json", by_alias=True)
         )
-        _, value = _navigate(dumped, path)
+        _, value = get_at(dumped, path)
         secret = documents.is_secret_path(Scope.TENANT, path)
         return Explanation(dotted(path), value, secret, tuple(entries))
 
@@ -360,7 +355,7 @@ class ConfigManager:
         entries = list(self._explain_tenant(source, tenant_id).entries) if source else []
         self._add_document_entry(entries, DocumentKey.for_scope(tenant_id, user_id), path)
         assert effective.user is not None
-        _, value = _navigate(effective.user.model_dump(mode="json"), path)
+        _, value = get_at(effective.user.model_dump(mode="json"), path)
         return Explanation(dotted(path), value, False, tuple(entries))
 
     def _add_document_entry(
@@ -369,17 +364,22 @@ class ConfigManager:
         current = self.runtime.store.current(key)
         if current is None:
             return
-        found, value = _navigate(current.content, path)
+        found, value = get_at(current.content, path)
         if found:
-            secret = documents.is_secret_path(key.scope, path)
             entries.append(
                 ExplainEntry(
                     key.label,
                     documents.document_origin(current).describe(),
                     dotted(path),
-                    documents.MASK if secret and value is not None else value,
+                    _masked(key.scope, path, value),
                 )
             )
+
+
+def _masked(scope: Scope, path: tuple[str, ...], value: Any) -> Any:
+    """``value`` (found at ``path``) with every secret inside it masked, sections included."""
+    _, masked = get_at(documents.mask(scope, nest(path, value)), path)
+    return masked
 
 
 def _known(fields: Mapping[tuple[str, ...], Any], path: tuple[str, ...]) -> bool:
@@ -390,12 +390,11 @@ def _is_section(path: tuple[str, ...]) -> bool:
     return any(spec[: len(path)] == path for spec in APP_FIELDS)
 
 
+@functools.cache
+def _schema_defaults() -> dict[str, Any]:
+    return documents.mask(Scope.GLOBAL, AppConfig().model_dump(mode="json", by_alias=True))
+
+
 def _default(path: tuple[str, ...]) -> Any:
-    spec = APP_FIELDS.get(path)
-    if spec is None:
-        return None
-    return (
-        documents.MASK
-        if spec.is_secret and spec.default is not None
-        else json.loads(json.dumps(spec.default, default=str))
-    )
+    """The schema's default at ``path`` (a key, a section, or an entry of a default mapping)."""
+    return get_at(_schema_defaults(), path)[1]

@@ -34,7 +34,7 @@ class ConfigCollector(Collector):
             "Configuration reloads by trigger and outcome.",
             labels=["trigger", "outcome"],
         )
-        for (trigger, outcome), count in sorted(self.runtime.reload_counts.items()):
+        for (trigger, outcome), count in sorted(self.runtime.reload_counts_snapshot().items()):
             reloads.add_metric([trigger, outcome], count)
         yield reloads
         success = GaugeMetricFamily(

@@ -17,7 +17,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from slack_tools.configs import documents, security
+from slack_tools.configs.config_loader import parse_yaml_layer
 from slack_tools.configs.provenance import dotted
+from slack_tools.configs.validator import ConfigValidationError
 from slack_tools.errors import ConfigError
 from slack_tools.storage import DocumentStore
 
@@ -64,6 +66,9 @@ def rotate_file(path: Path, cipher: security.ValueCipher) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8"
         raise ConfigError(f"{path}: cannot read: {reason}") from None
+    layer, issues = parse_yaml_layer(text, str(path), {})
+    if layer is None:  # not YAML: report where, never the text (it may hold a secret)
+        raise ConfigValidationError(issues)
     renewals = _renewals(YAML(typ="rt").load(text), (), cipher)
     for old, new in renewals.items():
         text = text.replace(old, new)

@@ -9,9 +9,10 @@ invalid reload is rejected, logged, and the old snapshot keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
@@ -30,8 +31,9 @@ from slack_tools.configs.config_loader import (
     resolve,
 )
 from slack_tools.configs.schema import AppConfig, TenantConfig, UserConfig
+from slack_tools.configs.trees import leaves
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, errors_in
-from slack_tools.errors import NotFoundError
+from slack_tools.errors import SlackToolsError
 from slack_tools.storage import (
     Database,
     DocumentKey,
@@ -41,8 +43,10 @@ from slack_tools.storage import (
     check_schema,
     create_engine,
     default_sqlite_url,
+    head_revision,
     upgrade,
 )
+from slack_tools.storage.database import current_revision
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +75,7 @@ class ReloadStatus:
     at: datetime | None
     active_hash: str
     errors: tuple[str, ...] = ()
+    retryable: bool = False  # rejected for a passing reason (database down), not the content
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,41 @@ def open_database(config: AppConfig) -> Database:
     return Database(engine)
 
 
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """Where the database is (password hidden) and which schema revision it is at."""
+
+    url: str
+    current: str | None
+    head: str
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+
+def database_status(config: AppConfig) -> DatabaseStatus:
+    database = open_database(config)
+    try:
+        return DatabaseStatus(database.safe_url, current_revision(database.engine), head_revision())
+    finally:
+        database.dispose()
+
+
+def migrate_database(config: AppConfig) -> tuple[DatabaseStatus, str | None]:
+    """Apply pending migrations; returns the new status and the revision before."""
+    database = open_database(config)
+    try:
+        before, after = upgrade(database.engine)
+        return DatabaseStatus(database.safe_url, after, head_revision()), before
+    finally:
+        database.dispose()
+
+
 def global_layer(version: DocumentVersion) -> Layer:
     """A stored global overrides document as a configuration layer."""
     origin = documents.document_origin(version)
-    positions = {path: origin for path, _ in documents.leaves(version.content)}
+    positions = {path: origin for path, _ in leaves(version.content)}
     return Layer(f"global overrides v{version.version}", version.content, positions)
 
 
@@ -232,6 +268,17 @@ class ConfigRuntime:
         self.snapshot  # noqa: B018 - starting opens the store
         return self._store
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold off reloads and other local writes while a document is written."""
+        with self._lock:
+            yield
+
+    def reload_counts_snapshot(self) -> dict[tuple[str, Outcome], int]:
+        """A copy of the reload counters, safe to iterate while reloads run."""
+        with self._lock:
+            return dict(self.reload_counts)
+
     def _record(self, status: ReloadStatus) -> None:
         self.status = status
         self.reload_counts[(status.trigger, status.outcome)] += 1
@@ -262,27 +309,42 @@ class ConfigRuntime:
     def reload(self, trigger: str = "manual") -> ReloadStatus:
         """Re-read files and stored overrides; apply only if everything validates."""
         with self._lock:
-            old = self.snapshot
+            self.snapshot  # noqa: B018 - starts the runtime if needed
             try:
                 sources = load_sources(self.environment, self._files)
                 current = self.store.current(DocumentKey(Scope.GLOBAL))
                 layers = [global_layer(current)] if current else []
                 loaded = resolve(sources, layers)
-            except ConfigValidationError as exc:
-                errors = tuple(i.format() for i in errors_in(exc.issues))
-                log.error("config.reload_rejected", trigger=trigger, errors=list(errors))
-                self._record(
-                    ReloadStatus(
-                        "rejected", trigger, datetime.now(UTC), old.loaded.content_hash, errors
-                    )
-                )
-                return self.status
+            except SlackToolsError as exc:
+                return self._reject(trigger, exc)
             return self._swap(Snapshot(sources, loaded, current), trigger, ())
+
+    def _reject(self, trigger: str, exc: SlackToolsError) -> ReloadStatus:
+        """Record and log a reload that could not be applied; the old snapshot keeps serving."""
+        if isinstance(exc, ConfigValidationError):
+            errors = tuple(i.format() for i in errors_in(exc.issues))
+        else:  # the database or a key file could not be read
+            errors = (str(exc),)
+        log.error("config.reload_rejected", trigger=trigger, errors=list(errors))
+        self._record(
+            ReloadStatus(
+                "rejected",
+                trigger,
+                datetime.now(UTC),
+                self.snapshot.loaded.content_hash,
+                errors,
+                retryable=not isinstance(exc, ConfigValidationError),
+            )
+        )
+        return self.status
 
     def _swap(self, new: Snapshot, trigger: str, changed: tuple[DocumentKey, ...]) -> ReloadStatus:
         old = self.snapshot
         now = datetime.now(UTC)
-        if new.loaded.content_hash == old.loaded.content_hash and not changed:
+        # The hash leaves secret values out, so compare the configurations too: a rotated
+        # token must reach subscribers (the log scrubber, the Slack clients).
+        same = new.loaded.content_hash == old.loaded.content_hash
+        if same and new.loaded.config == old.loaded.config and not changed:
             self._snapshot = new
             self._record(ReloadStatus("unchanged", trigger, now, new.loaded.content_hash))
             return self.status
@@ -352,13 +414,7 @@ class ConfigRuntime:
         try:
             loaded = resolve(old.sources, [global_layer(current)] if current else [])
         except ConfigValidationError as exc:
-            errors = tuple(i.format() for i in errors_in(exc.issues))
-            log.error("config.reload_rejected", trigger="database", errors=list(errors))
-            self._record(
-                ReloadStatus(
-                    "rejected", "database", datetime.now(UTC), old.loaded.content_hash, errors
-                )
-            )
+            self._reject("database", exc)
             return False
         self._swap(Snapshot(old.sources, loaded, current), "database", changed)
         return True
@@ -389,6 +445,8 @@ class ConfigRuntime:
         with self._lock:
             # A change applied while computing makes the result stale: return it, don't keep it.
             if generation == self._generation:
+                if len(self._effective) >= self.config.cache.l1_max_entries:
+                    self._effective = {}  # bounded: rebuilt on demand, one read per entry
                 self._effective[cache_key] = computed
         return computed
 
@@ -398,11 +456,7 @@ class ConfigRuntime:
         cipher = snapshot.loaded.cipher
         tenant_key = DocumentKey.for_scope(tenant_id)
         tenant_doc = self.store.current(tenant_key)
-        if tenant_doc is None:
-            raise NotFoundError(
-                f"tenant {tenant_id!r} has no configuration: create it first "
-                f"(slack-tools config set --tenant {tenant_id} slack_channel '#alerts')"
-            )
+        # A tenant that never changed anything has the defaults (version 0).
         tenant = self._validated(
             Scope.TENANT, tenant_key, documents.tenant_base(app), tenant_doc, cipher
         )
@@ -418,7 +472,8 @@ class ConfigRuntime:
             )
             assert isinstance(validated, UserConfig)
             user = validated
-        return EffectiveConfig(app, tenant, user, tenant_doc.version, user_version)
+        tenant_version = tenant_doc.version if tenant_doc else 0
+        return EffectiveConfig(app, tenant, user, tenant_version, user_version)
 
     @staticmethod
     def _validated(
@@ -430,7 +485,7 @@ class ConfigRuntime:
     ) -> Any:
         content, issues = documents.open_secrets(key, stored.content if stored else {}, cipher)
         origin = documents.document_origin(stored) if stored else None
-        positions = {p: origin for p, _ in documents.leaves(content)} if origin else {}
+        positions = {p: origin for p, _ in leaves(content)} if origin else {}
         checked = documents.check_document(scope, base, content, positions)
         issues += checked.issues
         if errors_in(issues) or checked.model is None:

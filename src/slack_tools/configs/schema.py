@@ -31,6 +31,8 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from slack_tools.configs.matchers import parse_matcher
+
 Path = tuple[str | int, ...]
 
 SUPPORTED_LOCALES: tuple[str, ...] = ("fr_FR", "en_US", "de_DE", "es_ES", "it_IT")
@@ -146,18 +148,8 @@ def _check_channel(value: str) -> str:
     return value
 
 
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
-
-
 def _check_matcher(value: str) -> str:
-    found = _MATCHER.match(value)
-    if found is None:
-        raise ValueError('expected a label matcher such as severity="critical" or team=~"db|infra"')
-    if found.group(2) in ("=~", "!~"):
-        try:
-            re.compile(found.group(3))
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
+    parse_matcher(value)  # raises ValueError saying what was expected
     return value
 
 
@@ -301,7 +293,11 @@ class LocalizationConfig(Section):
 
 class EncryptionConfig(Section):
     required: bool = Field(
-        False, description="Refuse secrets written in clear in configuration files."
+        False,
+        description=(
+            "Refuse to store a runtime document's secret unless a master key can encrypt it "
+            "(files are checked by the environment's rules either way)."
+        ),
     )
     key_file: str | None = Field(
         None,
@@ -396,7 +392,8 @@ class AppConfig(Section):
     )
     debug: bool = Field(False, description="Debug mode: verbose errors, dev pages.")
     validation: Literal["permissive", "strict"] = Field(
-        "strict", description="permissive reports unknown keys and rule breaks as warnings."
+        "strict",
+        description="permissive (dev only) reports unknown keys as warnings and ignores them.",
     )
     data_dir: str | None = Field(
         None,

@@ -126,17 +126,16 @@ def read_key_file(path: Path) -> StaticKeyProvider:
 
 
 def build_key_provider(
-    master_keys: SecretStr | None, key_file: str | None, *, base_dir: Path | None = None
+    master_keys: SecretStr | None, key_file: str | None
 ) -> StaticKeyProvider | None:
     """The provider the configuration asks for, or None when no key is configured."""
     if master_keys is not None and master_keys.get_secret_value().strip():
         entries = master_keys.get_secret_value().split(",")
         return parse_keys([e for e in entries if e.strip()], "SLACK_TOOLS_MASTER_KEYS")
     if key_file:
-        path = Path(key_file)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        return read_key_file(path)
+        # A relative path is relative to the working directory, like every other path
+        # in the configuration (data_dir); absolute paths are the safe choice.
+        return read_key_file(Path(key_file))
     return None
 
 

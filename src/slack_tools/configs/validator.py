@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from slack_tools.configs.provenance import Origin, OriginKind, Positions, dotted, nearest
+from slack_tools.configs.provenance import Origin, Positions, dotted, nearest
 from slack_tools.configs.schema import (
     APP_FIELDS,
     AppConfig,
@@ -25,6 +25,7 @@ from slack_tools.configs.schema import (
     Path,
     Section,
 )
+from slack_tools.configs.trees import plain_copy
 from slack_tools.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -178,21 +179,13 @@ def schema_issues(
 
 
 def _without(data: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
-    copy: dict[str, Any] = _deep_copy(data)
+    copy = plain_copy(data)
     for path in paths:
         node: Any = copy
         for part in path[:-1]:
             node = node[part]
         node.pop(path[-1], None)
     return copy
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 # --- layer 3: business rules -----------------------------------------------------------
@@ -270,7 +263,7 @@ def _production_storage(config: AppConfig, _: RuleContext) -> Iterable[tuple[Pat
     elif url.startswith("sqlite") and (url.endswith(":memory:") or url.rstrip("/") == "sqlite:"):
         yield ("database", "url"), "an in-memory database loses every accepted alert on restart"
     if not config.data_dir:
-        yield ("data_dir",), "production needs SLACK_TOOLS_DATA_DIR set"
+        yield ("data_dir",), "production needs a data directory: set SLACK_TOOLS_DATA_DIR"
 
 
 # What the rules above demand, by key, for the configuration reference.
@@ -328,11 +321,8 @@ def validate_app(
         AppConfig, data, positions, fields=APP_FIELDS, unknown_keys=unknown
     )
     if config is None:
-        return None, issues
+        note = "the environment's rules are checked once the errors above are fixed"
+        return None, [*issues, Issue(Level.WARNING, Stage.RULES, (), note)]
     context = RuleContext(positions, secret_sources, has_master_key)
     issues.extend(rule_issues(config, context))
     return (None if errors_in(issues) else config), issues
-
-
-def origin_kind_is_env(origin: Origin | None) -> bool:
-    return origin is not None and (origin.kind is OriginKind.ENV or origin.via is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,4 +66,8 @@ def build_service(runtime: ConfigRuntime) -> Service:
         watch_files=config.reload.watch_files,
     )
     runtime.on_change(lambda _change: scrubber.update(known_secrets(runtime)))
+    # monitoring.log_level may change at run time (global overrides, files).
+    runtime.on_change(
+        lambda change: logging.getLogger().setLevel(change.current.monitoring.log_level)
+    )
     return Service(runtime=runtime, registry=registry, watcher=watcher)

@@ -29,7 +29,8 @@ class SecretScrubber:
 
     def update(self, secrets: Iterable[str]) -> None:
         # Longest first, so a secret containing another is replaced whole.
-        # Very short strings would blank out ordinary words; such "secrets" are refused upstream.
+        # Replacing very short strings would blank out ordinary words in every line; a
+        # secret that short is no secret, and the token-shape rule below still applies.
         self._secrets = tuple(
             sorted({s for s in secrets if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
         )

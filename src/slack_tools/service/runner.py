@@ -48,11 +48,16 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, remember)
 
+    reloads: set[asyncio.Task[object]] = set()  # keeps each SIGHUP reload alive until done
+
+    def reload_on_signal() -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(runtime.reload, "signal"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(runtime.reload, "signal"))
-        )
+        loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
         log.info(
             "service.starting",
             environment=config.environment.value,

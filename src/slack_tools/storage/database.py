@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from slack_tools.errors import StorageError
 
@@ -47,6 +48,34 @@ def create_engine(
     echo: bool = False,
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
 ) -> Engine:
+    """An engine tuned for its backend: WAL and a busy timeout on SQLite, a pool on PostgreSQL.
+
+    Raises :class:`StorageError` (never naming the URL, which may hold a password) when
+    the backend's driver is missing or the SQLite file's directory cannot be made.
+    """
+    try:
+        return _create_engine(
+            url,
+            password=password,
+            pool_size=pool_size,
+            echo=echo,
+            sqlite_synchronous=sqlite_synchronous,
+        )
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (install slack-tools[postgres])" if "postgres" in url else ""
+        raise StorageError(f"no database driver for this URL's backend{hint}: {exc}") from None
+    except OSError as exc:
+        raise StorageError(f"cannot create the database directory: {exc.strerror}") from None
+
+
+def _create_engine(
+    url: str,
+    *,
+    password: str | None = None,
+    pool_size: int = 10,
+    echo: bool = False,
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+) -> Engine:
     """An engine tuned for its backend: WAL and a busy timeout on SQLite, a pool on PostgreSQL."""
     parsed = _normalise(url, password)
     if parsed.get_backend_name() == "sqlite":
@@ -59,6 +88,11 @@ def create_engine(
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # The driver's implicit transactions start deferred, and a deferred reader
+            # that later writes fails at once (SQLITE_BUSY) when another connection wrote
+            # meanwhile. So the driver stays out of it and ``write_transaction`` says
+            # BEGIN IMMEDIATE itself; reads run as single statements on a WAL snapshot.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
@@ -70,6 +104,23 @@ def create_engine(
     return sa.create_engine(
         parsed, echo=echo, pool_size=pool_size, pool_pre_ping=True, max_overflow=pool_size
     )
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that writes: BEGIN IMMEDIATE on SQLite, an ordinary one elsewhere.
+
+    Commits when the block ends, rolls back if it raises.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
@@ -146,10 +197,9 @@ class Database:
         except (OperationalError, SQLAlchemyError) as exc:
             raise StorageError(f"database unreachable: {describe(exc)}") from None
 
-    @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        with self.engine.begin() as connection:
-            yield connection
+    def transaction(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A write transaction (see :func:`write_transaction`)."""
+        return write_transaction(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from slack_tools.errors import ConflictError, NotFoundError, StorageError
-from slack_tools.storage.database import describe
+from slack_tools.storage.database import describe, write_transaction
 from slack_tools.storage.tables import config_documents, config_versions
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
@@ -244,7 +244,7 @@ class DocumentStore:
             "read it again and re-apply your change"
         )
         try:
-            with self._engine.begin() as connection:
+            with write_transaction(self._engine) as connection:
                 if expected_version == 0:
                     document_id = connection.execute(
                         config_documents.insert().values(
@@ -309,7 +309,7 @@ class DocumentStore:
         leaving history readable only with it.
         """
         try:
-            with self._engine.begin() as connection:
+            with write_transaction(self._engine) as connection:
                 connection.execute(
                     config_versions.update()
                     .where(config_versions.c.id == change_id)
@@ -317,12 +317,3 @@ class DocumentStore:
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot re-encrypt version {change_id}: {describe(exc)}") from None
-
-    def versions_of(self, scope: Sequence[Scope] | None = None) -> list[DocumentVersion]:
-        """The current version of every document (optionally of some scopes)."""
-        statement = self._select().where(
-            config_versions.c.version == config_documents.c.current_version
-        )
-        if scope:
-            statement = statement.where(config_documents.c.scope.in_([s.value for s in scope]))
-        return self._fetch(statement)

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -35,12 +36,13 @@ config_documents = Table(
     Column("tenant_id", String(128), nullable=False),
     Column("user_id", String(128), nullable=False),
     Column("current_version", Integer, nullable=False),
+    # Other instances poll documents updated recently and compare their versions.
     Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
     UniqueConstraint("scope", "tenant_id", "user_id", name="uq_config_documents_identity"),
 )
 
-# Every version ever written, never updated or deleted. ``id`` doubles as a global
-# change sequence that other instances poll to notice writes they did not make.
+# Every version ever written. Versions are never deleted, and only key rotation
+# rewrites one (the stored form of its secrets, not their values).
 config_versions = Table(
     "config_versions",
     metadata,
@@ -62,3 +64,81 @@ config_versions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("document_id", "version", name="uq_config_versions_document_version"),
 )
+
+# --- tenants and their API keys ---------------------------------------------------------
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Keys are stored as an HMAC-SHA256 digest: high-entropy random keys need no slow
+# password hash, and a lookup by digest is one indexed read on the hot path.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(128), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("prefix", String(24), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("label", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# --- alert groups and their deliveries (the outbox) -------------------------------------
+
+# The current state of each notification group: what the sender last said about it.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("group_hash", String(32), primary_key=True),
+    Column("group_key", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("state_hash", String(32), nullable=False),
+    # Incremented when a resolved group fires again: a new episode gets a new message.
+    Column("episode", Integer, nullable=False),
+    Column("alerts", JSON, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# One row per (group, channel): the transactional outbox. A change of the group
+# bumps ``version``; the dispatcher delivers the group's state as it is when sent and
+# records the version it sent. One row per channel means at most one send in flight
+# per (tenant, group, channel), so a resolve can never overtake the post it edits.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(128), nullable=False),
+    Column("group_hash", String(32), nullable=False),
+    Column("channel", String(128), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, done, dead
+    Column("version", Integer, nullable=False),
+    Column("delivered_version", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("available_at", DateTime(timezone=True), nullable=False),
+    Column("pending_since", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Column("message_kind", String(16), nullable=True),  # group, digest
+    Column("message_channel_id", String(32), nullable=True),
+    Column("message_ts", String(32), nullable=True),
+    Column("message_episode", Integer, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "group_hash", "channel", name="uq_deliveries_target"),
+)
+Index("ix_deliveries_ready", deliveries.c.state, deliveries.c.available_at)
+Index("ix_deliveries_tenant_state", deliveries.c.tenant_id, deliveries.c.state)

@@ -461,13 +461,17 @@ def test_missing_variable_without_default_is_an_error_at_its_line() -> None:
 
 
 def test_interpolated_value_origin_names_the_variable() -> None:
-    """The origin of an interpolated value keeps its position and says which variable it used."""
-    text = "slack:\n  bot_token: ${TOKEN}\n  base_url: ${SCHEME:-https}://${API}/api/\n  mock: no\n"
+    """A value that is exactly one set variable says so; text mixed with variables does not."""
+    text = (
+        "slack:\n  bot_token: ${TOKEN}\n  base_url: ${SCHEME:-https}://${API}/api/\n"
+        "  signing_secret: ${UNSET:-clear-text-in-file}\n  mock: no\n"
+    )
     layer, _ = parse_yaml_layer(text, "app.yaml", {"TOKEN": "t", "API": "slack.com"})
     assert layer is not None
     token = layer.positions["slack", "bot_token"]
     assert (token.line, token.column, token.via) == (2, 3, "TOKEN")
-    assert layer.positions["slack", "base_url"].via == "SCHEME,API"
+    assert layer.positions["slack", "base_url"].via is None
+    assert layer.positions["slack", "signing_secret"].via is None
     assert layer.positions["slack", "mock"].via is None
 
 

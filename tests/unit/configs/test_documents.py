@@ -30,7 +30,7 @@ from slack_tools.configs.provenance import Origin, OriginKind
 from slack_tools.configs.schema import AppConfig, TenantConfig
 from slack_tools.configs.security import ValueCipher, generate_key, parse_keys
 from slack_tools.configs.validator import Issue, Level, validate_app
-from slack_tools.errors import SecretError
+from slack_tools.errors import ConfigError, SecretError
 from slack_tools.storage import DocumentKey, Scope
 from tests.helpers import assert_no_secret
 
@@ -216,7 +216,7 @@ def test_patch_for_builds_the_nested_patch(path: str, value: Any, expected: Any)
 @pytest.mark.parametrize("path", ["", ".", ".."])
 def test_patch_for_refuses_an_empty_path(path: str) -> None:
     """A key path with no key in it is refused."""
-    with pytest.raises(ValueError, match="empty key path"):
+    with pytest.raises(ConfigError, match="is not a key path"):
         patch_for(path, 1)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
+from slack_tools.storage.database import write_transaction
 from slack_tools.storage.tables import metadata
 
 engine = context.config.attributes["engine"]
 
-with engine.begin() as connection:
+with write_transaction(engine) as connection:
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -1,0 +1,1 @@
+"""The alerting domain: pure logic, no I/O (models, sources, routing, rendering)."""

@@ -1,0 +1,272 @@
+"""Block Kit messages from alert groups, in the reader's language, within Slack's limits.
+
+The blocks sit inside one attachment so that the message gets the coloured bar
+of its severity (Block Kit has no colour of its own); ``text`` is the fallback
+shown in notifications. Every visible word goes through the localizer.
+Limits (SLACK-API-FACTS): 50 blocks, 150 characters of header, 3000 per section,
+10 fields of 2000; counted in characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_tools.alerts.models import Alert, AlertGroup, SlackMessage, Status
+from slack_tools.configs.localization import Localizer
+from slack_tools.configs.schema import Severity
+
+MAX_BLOCKS = 50
+MAX_HEADER = 150
+MAX_SECTION = 3000
+MAX_FIELDS = 10
+MAX_FIELD = 2000
+MAX_BUTTON = 75
+MAX_TEXT = 40_000
+
+COLORS: Mapping[Severity | str, str] = {
+    Severity.CRITICAL: "#D92D20",
+    Severity.ERROR: "#F04438",
+    Severity.WARNING: "#F79009",
+    Severity.INFO: "#2E90FA",
+    Severity.NONE: "#98A2B3",
+    "resolved": "#12B76A",
+}
+EMOJI: Mapping[Severity | str, str] = {
+    Severity.CRITICAL: "🔴",
+    Severity.ERROR: "🟠",
+    Severity.WARNING: "🟡",
+    Severity.INFO: "🔵",
+    Severity.NONE: "⚪",
+    "resolved": "✅",
+}
+# Labels shown elsewhere in the message, not repeated as fields.
+_SHOWN_ELSEWHERE = frozenset({"alertname", "severity"})
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn escaping: only &, < and > are special."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def severity_name(t: Localizer, severity: Severity) -> str:
+    names = {
+        Severity.CRITICAL: t.gettext("Critical"),
+        Severity.ERROR: t.gettext("Error"),
+        Severity.WARNING: t.gettext("Warning"),
+        Severity.INFO: t.gettext("Info"),
+        Severity.NONE: t.gettext("Notice"),
+    }
+    return names[severity]
+
+
+def _header(t: Localizer, group: AlertGroup) -> str:
+    if group.status is Status.RESOLVED:
+        return f"{EMOJI['resolved']} {t.gettext('Resolved')} · {group.name}"
+    severity = group.severity
+    return f"{EMOJI[severity]} {severity_name(t, severity)} · {group.name}"
+
+
+def _summary(group: AlertGroup) -> tuple[str, str]:
+    first = group.alerts[0].annotations if group.alerts else {}
+    summary = group.common_annotations.get("summary") or first.get("summary") or group.title or ""
+    description = group.common_annotations.get("description", "")
+    if not description and len(group.alerts) == 1:
+        description = first.get("description", "")
+    return summary, description
+
+
+def _timing(t: Localizer, group: AlertGroup, now: datetime) -> str:
+    starts = [a.starts_at for a in group.alerts if a.starts_at]
+    start = min(starts) if starts else None
+    if group.status is Status.RESOLVED:
+        ends = [a.ends_at for a in group.alerts if a.ends_at]
+        end = max(ends) if ends else now
+        if start is None:
+            return t.gettext("Resolved at %(time)s", time=t.slack_date(end))
+        return t.gettext(
+            "Resolved at %(time)s, after %(duration)s",
+            time=t.slack_date(end),
+            duration=t.duration(end - start),
+        )
+    counts = t.ngettext("%(count)s alert firing", "%(count)s alerts firing", len(group.firing))
+    if start is None:
+        return counts
+    return t.gettext(
+        "%(counts)s · since %(time)s (%(duration)s)",
+        counts=counts,
+        time=t.slack_date(start),
+        duration=t.duration(now - start),
+    )
+
+
+def _fields(group: AlertGroup) -> list[dict[str, str]]:
+    labels = group.common_labels or (group.alerts[0].labels if len(group.alerts) == 1 else {})
+    shown = [(k, v) for k, v in sorted(labels.items()) if k not in _SHOWN_ELSEWHERE]
+    return [
+        {"type": "mrkdwn", "text": clip(f"*{escape(name)}*\n{escape(value)}", MAX_FIELD)}
+        for name, value in shown[:MAX_FIELDS]
+    ]
+
+
+def _alert_line(t: Localizer, alert: Alert, common: Mapping[str, str]) -> str:
+    own = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if common.get(k) != v]
+    mark = EMOJI["resolved"] if alert.is_resolved else EMOJI[alert.severity]
+    parts = [f"{mark} `{escape(', '.join(own) or alert.name)}`"]
+    description = alert.annotations.get("description") or alert.annotations.get("summary")
+    if description:
+        parts.append(escape(description))
+    if alert.value:
+        parts.append(t.gettext("value: %(value)s", value=escape(alert.value)))
+    return clip(" — ".join(parts), MAX_SECTION)
+
+
+def _buttons(t: Localizer, group: AlertGroup) -> list[dict[str, Any]]:
+    first = group.alerts[0].links if group.alerts else None
+    if first is None:
+        return []
+    candidates = [
+        ("source", t.gettext("Source"), first.generator),
+        ("runbook", t.gettext("Runbook"), first.runbook),
+        ("dashboard", t.gettext("Dashboard"), first.dashboard),
+        ("panel", t.gettext("Panel"), first.panel),
+        ("silence", t.gettext("Silence"), group.silence_url or first.silence),
+    ]
+    return [
+        {
+            "type": "button",
+            "action_id": f"link_{name}",
+            "text": {"type": "plain_text", "text": clip(label, MAX_BUTTON)},
+            "url": url,
+        }
+        for name, label, url in candidates
+        if url
+    ]
+
+
+def _color(group: AlertGroup) -> str:
+    return COLORS["resolved"] if group.status is Status.RESOLVED else COLORS[group.severity]
+
+
+def fallback_text(t: Localizer, group: AlertGroup) -> str:
+    summary, _ = _summary(group)
+    head = _header(t, group)
+    return clip(f"{head}: {summary}" if summary else head, MAX_TEXT)
+
+
+def render_group(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage:
+    """The message of one group: header, summary, labels, timing, alerts, links."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": clip(_header(t, group), MAX_HEADER),
+                "emoji": True,
+            },
+        }
+    ]
+    summary, description = _summary(group)
+    text = "\n".join(
+        p for p in (f"*{escape(summary)}*" if summary else "", escape(description)) if p
+    )
+    if text:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
+        )
+    fields = _fields(group)
+    if fields:
+        blocks.append({"type": "section", "fields": fields})
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _timing(t, group, now)}]}
+    )
+
+    buttons = _buttons(t, group)
+    tail: list[dict[str, Any]] = []
+    if group.truncated_alerts:
+        tail.append(
+            _context(
+                t.ngettext(
+                    "%(count)s more alert was left out by the sender",
+                    "%(count)s more alerts were left out by the sender",
+                    group.truncated_alerts,
+                )
+            )
+        )
+    if buttons:
+        tail.append({"type": "actions", "elements": buttons})
+
+    if len(group.alerts) > 1:
+        ordered = sorted(group.alerts, key=lambda a: (a.is_resolved, -a.severity.rank))
+        room = MAX_BLOCKS - len(blocks) - len(tail)
+        shown = ordered if len(ordered) <= room else ordered[: room - 1]
+        common = {**group.group_labels, **group.common_labels}
+        blocks += [
+            {"type": "section", "text": {"type": "mrkdwn", "text": _alert_line(t, a, common)}}
+            for a in shown
+        ]
+        if len(shown) < len(ordered):
+            hidden = len(ordered) - len(shown)
+            blocks.append(_context(t.ngettext("and %(count)s more", "and %(count)s more", hidden)))
+    blocks += tail
+    attachment = {"color": _color(group), "blocks": blocks, "fallback": fallback_text(t, group)}
+    return SlackMessage(text=fallback_text(t, group), attachments=(attachment,))
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION)}]}
+
+
+def render_reply(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage:
+    """A short thread reply saying what changed (the parent message shows the whole group)."""
+    return SlackMessage(text=clip(f"{_header(t, group)} — {_timing(t, group, now)}", MAX_TEXT))
+
+
+def render_digest(groups: Sequence[AlertGroup], t: Localizer, now: datetime) -> SlackMessage:
+    """One message for many groups at once, when a channel has more than its pace can send."""
+    header = t.ngettext(
+        "%(count)s alert group changed", "%(count)s alert groups changed", len(groups)
+    )
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(f"📋 {header}", MAX_HEADER), "emoji": True},
+        },
+        _context(
+            t.gettext(
+                "Grouped into one message to stay within Slack's limits; "
+                "changes follow in the thread."
+            )
+        ),
+    ]
+    ordered = sorted(groups, key=lambda g: (g.status is Status.RESOLVED, -g.severity.rank))
+    room = MAX_BLOCKS - len(blocks)
+    shown = ordered if len(ordered) <= room else ordered[: room - 1]
+    for group in shown:
+        summary, _ = _summary(group)
+        line = f"*{escape(_header(t, group))}*"
+        if summary:
+            line += f" — {escape(summary)}"
+        line += f"\n{_timing(t, group, now)}"
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(line, MAX_SECTION)}}
+        )
+    if len(shown) < len(ordered):
+        hidden = len(ordered) - len(shown)
+        blocks.append(_context(t.ngettext("and %(count)s more", "and %(count)s more", hidden)))
+    worst = max(
+        (g.severity for g in groups if g.status is Status.FIRING),
+        key=lambda s: s.rank,
+        default=None,
+    )
+    color = COLORS[worst] if worst is not None else COLORS["resolved"]
+    fallback = clip(f"📋 {header}", MAX_TEXT)
+    return SlackMessage(
+        text=fallback, attachments=({"color": color, "blocks": blocks, "fallback": fallback},)
+    )

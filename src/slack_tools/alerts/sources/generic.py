@@ -1,0 +1,97 @@
+"""Any JSON sender: a list of alerts (or ``{"alerts": [...]}``) → one group per group key.
+
+Generic senders give no group: alerts are grouped by ``alertname`` unless they
+carry a ``group_key``, and each notification holds only the alerts that changed,
+so the group is merged with what is already known of it (``replaces=False``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AliasChoices, Field, TypeAdapter, field_validator
+
+from slack_tools.alerts.models import Alert, AlertGroup, Links, Source, Status, label_fingerprint
+from slack_tools.alerts.sources.common import Payload, decode, link, moment
+from slack_tools.errors import PayloadError
+
+MAX_ALERTS = 1000
+
+
+class GenericAlert(Payload):
+    labels: dict[str, str] = Field(min_length=1)
+    annotations: dict[str, str] = {}
+    status: Literal["firing", "resolved"] = "firing"
+    startsAt: datetime | None = Field(None, validation_alias=AliasChoices("startsAt", "starts_at"))
+    endsAt: datetime | None = Field(None, validation_alias=AliasChoices("endsAt", "ends_at"))
+    fingerprint: str = Field("", max_length=128)
+    generatorURL: str = Field("", validation_alias=AliasChoices("generatorURL", "generator_url"))
+    group_key: str = Field("", max_length=1024)
+
+    @field_validator("labels")
+    @classmethod
+    def _needs_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
+        if not labels.get("alertname"):
+            raise ValueError("labels must include a non-empty alertname")
+        return labels
+
+
+class GenericBody(Payload):
+    alerts: list[GenericAlert] = Field(min_length=1, max_length=MAX_ALERTS)
+
+
+_LIST = TypeAdapter(list[GenericAlert])
+_BODY = TypeAdapter(GenericBody)
+
+
+def parse(body: bytes) -> list[AlertGroup]:
+    """Parse a generic notification into one group per group key, in order of appearance."""
+    # Pick the shape by its first character, so errors speak of one shape, not a union.
+    if body.lstrip()[:1] == b"[":
+        items = decode(_LIST, body, "generic alerts")
+    else:
+        items = decode(_BODY, body, "generic alerts").alerts
+    if not items:
+        raise PayloadError(
+            "no alerts", errors=[{"field": "<body>", "message": "expected at least one alert"}]
+        )
+    if len(items) > MAX_ALERTS:
+        raise PayloadError(
+            "too many alerts",
+            errors=[{"field": "<body>", "message": f"at most {MAX_ALERTS} alerts per request"}],
+        )
+    groups: dict[str, list[Alert]] = {}
+    for item in items:
+        key = item.group_key or f"generic/{item.labels['alertname']}"
+        groups.setdefault(key, []).append(
+            Alert(
+                fingerprint=item.fingerprint or label_fingerprint(item.labels),
+                status=Status(item.status),
+                labels=item.labels,
+                annotations=item.annotations,
+                starts_at=moment(item.startsAt),
+                ends_at=moment(item.endsAt),
+                links=Links(
+                    generator=link(item.generatorURL),
+                    runbook=link(item.annotations.get("runbook_url")),
+                ),
+            )
+        )
+    return [
+        AlertGroup(
+            source=Source.GENERIC,
+            group_key=key,
+            status=Status.FIRING if any(not a.is_resolved for a in alerts) else Status.RESOLVED,
+            alerts=tuple(alerts),
+            group_labels={"alertname": alerts[0].name},
+            common_labels=_common(alerts),
+            replaces=False,
+        )
+        for key, alerts in groups.items()
+    ]
+
+
+def _common(alerts: list[Alert]) -> dict[str, str]:
+    first = dict(alerts[0].labels)
+    return {k: v for k, v in first.items() if all(a.labels.get(k) == v for a in alerts[1:])}

@@ -1,0 +1,1 @@
+"""The Slack adapter: client, pacing, and a fake of the Web API."""

@@ -302,7 +302,7 @@ def test_explaining_a_section_masks_the_secrets_inside_it(
     monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
     code, out, err = cli(capsys, "config", "explain", "slack")
     assert code == 0, err
-    assert "  environment: {\"bot_token\": \"********\"}" in out
+    assert '  environment: {"bot_token": "********"}' in out
     assert "********" in out
     assert_no_secret(out + err, TOKEN)
 

@@ -390,16 +390,6 @@ def test_master_keys_variable_wins_over_key_file(tmp_path: Path) -> None:
     assert tuple(provider.key_ids()) == ("k1",)
 
 
-def test_relative_key_file_is_read_from_the_base_directory(tmp_path: Path) -> None:
-    """A relative key_file is resolved against the configuration's directory."""
-    key = generate_key()
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "master.keys").write_text(f"kf:{key}\n", encoding="utf-8")
-    provider = build_key_provider(None, "secrets/master.keys", base_dir=tmp_path)
-    assert provider is not None
-    assert provider.key("kf") == base64.b64decode(key)
-
-
 @pytest.mark.parametrize(
     ("master_keys", "key_file"),
     [(None, None), (SecretStr(""), None), (SecretStr("   "), ""), (None, "")],

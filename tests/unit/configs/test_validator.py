@@ -46,10 +46,21 @@ def parsed(text: str, source: str = "app.yaml") -> tuple[dict[str, Any], Mapping
 
 
 def summary(issues: tuple[Issue, ...] | list[Issue]) -> list[tuple[str, Level, str]]:
-    """(dotted path, level, location) of each issue, for compact comparisons."""
+    """(dotted path, level, location) of each issue about a key, for compact comparisons."""
     return [
-        (".".join(map(str, i.path)), i.level, i.origin.location if i.origin else "") for i in issues
+        (".".join(map(str, i.path)), i.level, i.origin.location if i.origin else "")
+        for i in issues
+        if i.path
     ]
+
+
+def test_rules_wait_for_the_schema_errors() -> None:
+    """With schema errors, a closing note says the environment's rules were not checked yet."""
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config({"ENVIRONMENT": "production", "SLACK_TOOLS__SERVER__PORT": "70000"})
+    notes = [i for i in caught.value.issues if not i.path]
+    assert [(n.level, n.stage) for n in notes] == [(Level.WARNING, Stage.RULES)]
+    assert "once the errors above are fixed" in notes[0].message
 
 
 def strict_environ(

@@ -44,3 +44,12 @@ class PayloadError(SlackToolsError):
         super().__init__(message)
         self.malformed = malformed
         self.errors = errors or []
+
+
+class DeliveryError(SlackToolsError):
+    """A notification that could not be delivered; ``reason`` becomes a metrics label."""
+
+    def __init__(self, message: str, *, retryable: bool, reason: str) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.reason = reason

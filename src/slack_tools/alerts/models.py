@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -225,7 +225,7 @@ def group_from_stored(
     source: str,
     group_key: str,
     status: str,
-    alerts: list[Mapping[str, Any]],
+    alerts: Sequence[Mapping[str, Any]],
     meta: Mapping[str, Any],
 ) -> AlertGroup:
     """Rebuild a group from its stored form."""
@@ -261,3 +261,25 @@ class SlackMessage:
         if self.attachments:
             body["attachments"] = list(self.attachments)
         return body
+
+
+def merge_alerts(
+    stored: tuple[Alert, ...], update: tuple[Alert, ...], *, refired: bool
+) -> tuple[Alert, ...]:
+    """A partial update (generic senders) merged into a group's alerts, by fingerprint.
+
+    When the group had resolved and fires again, its old resolved alerts are
+    dropped: the new episode starts from what fires now.
+    """
+    merged: dict[str, Alert] = {a.fingerprint: a for a in stored if not (refired and a.is_resolved)}
+    for alert in update:
+        merged[alert.fingerprint] = alert
+    return tuple(merged.values())
+
+
+def common_labels(alerts: tuple[Alert, ...]) -> dict[str, str]:
+    """The labels every alert of a group shares."""
+    if not alerts:
+        return {}
+    first = dict(alerts[0].labels)
+    return {k: v for k, v in first.items() if all(a.labels.get(k) == v for a in alerts[1:])}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -56,3 +56,98 @@ class ConfigCollector(Collector):
         )
         info.add_metric([self.runtime.config.environment.value, status.active_hash[:12]], 1.0)
         yield info
+
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
+
+
+class ServiceMetrics:
+    """The service's metrics. Business counters carry ``tenant``; latency histograms
+    carry the bounded ``tenant_class`` (the tenant's plan) instead (DESIGN "Metric labels")."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.request_duration = Histogram(
+            "slack_tools_request_duration_seconds",
+            "HTTP request duration.",
+            ["route", "method", "status", "tenant_class"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.alerts_received = Counter(
+            "slack_tools_alerts_received",
+            "Alerts accepted, by tenant and source.",
+            ["tenant", "source"],
+            registry=registry,
+        )
+        self.notifications = Counter(
+            "slack_tools_notifications",
+            "Group notifications received, by what became of them.",
+            ["tenant", "outcome"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "slack_tools_requests_rejected",
+            "Requests refused, by reason.",
+            ["tenant", "reason"],
+            registry=registry,
+        )
+        self.unknown_severity = Counter(
+            "slack_tools_unknown_severity",
+            "Alerts whose severity label was not understood.",
+            ["tenant"],
+            registry=registry,
+        )
+        self.messages_sent = Counter(
+            "slack_tools_messages_sent",
+            "Messages Slack accepted, by kind.",
+            ["tenant", "status"],
+            registry=registry,
+        )
+        self.delivery_errors = Counter(
+            "slack_tools_delivery_errors",
+            "Failed Slack calls, by reason.",
+            ["tenant", "reason"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "slack_tools_slack_rate_limited",
+            "429 answers received from Slack.",
+            ["tenant"],
+            registry=registry,
+        )
+        self.delivery_latency = Histogram(
+            "slack_tools_delivery_latency_seconds",
+            "From acceptance to Slack's ok.",
+            ["tenant_class"],
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
+        self.outbox_depth = Gauge(
+            "slack_tools_outbox_depth",
+            "Deliveries waiting to be sent.",
+            ["tenant"],
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "slack_tools_dead_letters",
+            "Deliveries given up on, waiting for a replay.",
+            ["tenant"],
+            registry=registry,
+        )
+        self.oldest_undelivered = Gauge(
+            "slack_tools_oldest_undelivered_seconds",
+            "Age of the oldest waiting delivery.",
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "slack_tools_breaker_state",
+            "Circuit breaker per Slack workspace: 0 closed, 1 half-open, 2 open.",
+            ["workspace"],
+            registry=registry,
+        )
+        self.dispatcher_heartbeat = Gauge(
+            "slack_tools_dispatcher_heartbeat_timestamp_seconds",
+            "When the dispatcher last completed a cycle (Unix time).",
+            registry=registry,
+        )

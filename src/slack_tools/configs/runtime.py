@@ -434,6 +434,10 @@ class ConfigRuntime:
         else:
             self._effective.pop((key.tenant_id, key.user_id), None)
 
+    def peek_effective(self, tenant_id: str, user_id: str | None = None) -> EffectiveConfig | None:
+        """The cached view, or None without touching the database (for the event loop)."""
+        return self._effective.get((tenant_id, user_id or ""))
+
     def effective(self, tenant_id: str, user_id: str | None = None) -> EffectiveConfig:
         """The configuration as tenant ``tenant_id`` (and user) sees it; cached until a change."""
         cache_key = (tenant_id, user_id or "")

@@ -372,6 +372,59 @@ class TenantsConfig(Section):
     defaults: TenantDefaults = TenantDefaults()
 
 
+class IngestConfig(Section):
+    flood_requests_per_second: PositiveFloat = Field(
+        500.0,
+        description=(
+            "Hard limit of requests per tenant and second; beyond it Alertmanager and Grafana "
+            "get 503 and generic senders 429, with Retry-After (they retry)."
+        ),
+    )
+    flood_burst: PositiveFloat = Field(1000.0, description="Requests a tenant may send at once.")
+    group_commit_max: PositiveInt = Field(
+        256, description="Most requests committed together in one transaction."
+    )
+    key_cache_seconds: PositiveFloat = Field(
+        30.0, description="How long a looked-up API key is trusted before it is read again."
+    )
+
+
+class DeliveryConfig(Section):
+    channel_posts_per_second: PositiveFloat = Field(
+        1.0, description="Pace of messages per channel (Slack: about one per second)."
+    )
+    workspace_posts_per_second: PositiveFloat = Field(
+        20.0,
+        description="Post budget per Slack workspace; Slack does not publish its exact limit.",
+    )
+    updates_per_minute: PositiveFloat = Field(
+        50.0, description="chat.update budget per workspace (Slack Tier 3)."
+    )
+    digest_after_seconds: PositiveFloat = Field(
+        3.0,
+        description=(
+            "When a channel holds more than its pace can send in this time, its pending "
+            "groups are merged into one digest message."
+        ),
+    )
+    thread_replies: bool = Field(
+        True, description="Reply in the thread of a message when its group resolves."
+    )
+    lease_seconds: PositiveFloat = Field(
+        30.0, description="A claimed delivery is taken over by another worker after this."
+    )
+    poll_seconds: PositiveFloat = Field(
+        0.2, description="How often the dispatcher looks for work it was not woken for."
+    )
+    concurrency: PositiveInt = Field(64, description="Sends in flight at once, all tenants.")
+    tenant_concurrency: PositiveInt = Field(
+        8, description="Sends in flight at once for one tenant (so one cannot starve others)."
+    )
+    retention_hours: PositiveFloat = Field(
+        168.0, description="Delivered notifications of resolved groups are kept this long."
+    )
+
+
 class ReloadConfig(Section):
     watch_files: bool = Field(False, description="Reload when a configuration file changes.")
     debounce_seconds: Annotated[float, Field(ge=0)] = Field(
@@ -410,6 +463,8 @@ class AppConfig(Section):
     cache: CacheConfig = CacheConfig()
     resilience: ResilienceConfig = ResilienceConfig()
     tenants: TenantsConfig = TenantsConfig()
+    ingest: IngestConfig = IngestConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     reload: ReloadConfig = ReloadConfig()
 
 

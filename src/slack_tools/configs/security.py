@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 import secrets
@@ -194,3 +195,35 @@ class ValueCipher:
         if self.key_id_of(token, context) == self.active_key_id:
             return token
         return self.encrypt(self.decrypt(token, context), context)
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+API_KEY_PREFIX = "stk_"
+_API_KEY_SHOWN = 12  # characters kept in clear so people can tell their keys apart
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A freshly generated key: shown once, then only its digest and prefix are kept."""
+
+    key: str
+    prefix: str
+    digest: str
+
+    def __repr__(self) -> str:
+        return f"NewApiKey(prefix={self.prefix!r})"
+
+
+def api_key_digest(key: str) -> str:
+    """The stored form of an API key: SHA-256 of it.
+
+    Keys are 256 random bits, so a fast digest is as safe as a slow password hash
+    and keeps the lookup on the hot path to one indexed read.
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> NewApiKey:
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return NewApiKey(key, key[:_API_KEY_SHOWN], api_key_digest(key))

@@ -1,22 +1,34 @@
-"""The FastAPI application: health, metrics and the admin routes of the configuration."""
+"""The FastAPI application: alert ingest, health, metrics, admin routes, the dev Slack fake."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from slack_tools import __version__
-from slack_tools.errors import StorageError
+from slack_tools.alerts.models import Source
+from slack_tools.errors import PayloadError, StorageError
 from slack_tools.service import problems
-from slack_tools.service.container import Service
+from slack_tools.service.container import DEV_SLACK_PATH, Service
+from slack_tools.service.ingest import Caller, FloodError, Forbidden, Unauthorized
+from slack_tools.slack.fake import create_app as create_fake_app
+from slack_tools.storage import delivery as outbox
+
+# Alertmanager and Grafana retry only 5xx (and ignore Retry-After): a flood answer
+# they would drop must be a 503. A generic sender gets the standard 429.
+FLOOD_STATUS = {Source.ALERTMANAGER: 503, Source.GRAFANA: 503, Source.GENERIC: 429}
 
 
 def _service(request: Request) -> Service:
@@ -44,6 +56,11 @@ def require_admin(request: Request, service: ServiceDep) -> None:
         raise AdminDenied(403, "This token is not the admin token.")
 
 
+class Replay(BaseModel):
+    ids: list[int] | None = Field(None, description="Dead letters to replay (default: all).")
+    tenant: str | None = Field(None, description="Only this tenant's dead letters.")
+
+
 def _status_body(service: Service) -> dict[str, Any]:
     status = service.runtime.status
     return {
@@ -55,70 +72,268 @@ def _status_body(service: Service) -> dict[str, Any]:
     }
 
 
-def create_app(service: Service) -> FastAPI:
-    """The HTTP application of ``service``; the watcher runs for the app's lifetime."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is longer than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _TooLarge(Exception):  # noqa: N818 - an HTTP outcome
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+async def ingest(request: Request, source: Source) -> Response:
+    """Accept alerts from ``source``: 202 only once they and their deliveries are committed."""
+    service = _service(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return problems.problem(415, "Unsupported Media Type", "Send application/json.")
+    try:
+        caller: Caller = await service.ingestor.authenticate(request.headers.get("authorization"))
+    except Unauthorized as exc:
+        return problems.problem(
+            401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}
+        )
+    except Forbidden as exc:
+        return problems.problem(403, "Forbidden", str(exc))
+    except FloodError as exc:
+        status = FLOOD_STATUS[source]
+        return problems.problem(
+            status,
+            HTTPStatus(status).phrase,
+            "Too many requests for this tenant; retry later.",
+            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+            limit="flood",
+        )
+    request.state.tenant_class = _tenant_class(service, caller.tenant_id)
+    limit = service.runtime.config.server.max_body_bytes
+    try:
+        body = await read_body(request, limit)
+        accepted = await service.ingestor.accept(caller, source, body)
+    except _TooLarge as exc:
+        return problems.problem(413, "Content Too Large", f"The body is over {exc.limit} bytes.")
+    except PayloadError as exc:
+        status = 400 if exc.malformed else 422
+        return problems.problem(status, HTTPStatus(status).phrase, str(exc), errors=exc.errors)
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "tenant": accepted.tenant_id,
+            "alerts": accepted.alerts,
+            "groups": [
+                {"group": r.group_hash, "outcome": r.outcome.value, "deliveries": r.deliveries}
+                for r in accepted.groups
+            ],
+        },
+        status_code=202,
+    )
+
+
+def _tenant_class(service: Service, tenant_id: str) -> str:
+    effective = service.runtime.peek_effective(tenant_id)
+    return effective.tenant.plan if effective else "unknown"
+
+
+class RequestMetrics:
+    """Request durations by route template, method, status and tenant class (pure ASGI)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(
+        self, scope: MutableMapping[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watch(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or _route_of(scope.get("path", ""))
+            state = scope.get("state") or {}
+            self.service.metrics.request_duration.labels(
+                route=path,
+                method=scope.get("method", ""),
+                status=str(status),
+                tenant_class=state.get("tenant_class", "none"),
+            ).observe(time.perf_counter() - started)
+
+
+def _route_of(path: str) -> str:
+    # Unmatched paths share one label, so scanners cannot grow the metric without bound.
+    return DEV_SLACK_PATH if path.startswith(DEV_SLACK_PATH) else "<other>"
+
+
+health = APIRouter()
+admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+alerts = APIRouter()
+
+
+@alerts.post("/api/v1/alerts/alertmanager", status_code=202)
+async def alertmanager(request: Request) -> Response:
+    """Accept an Alertmanager notification (webhook version 4); 202 once durable."""
+    return await ingest(request, Source.ALERTMANAGER)
+
+
+@alerts.post("/api/v1/alerts/grafana", status_code=202)
+async def grafana(request: Request) -> Response:
+    """Accept a Grafana alerting notification (webhook version 1); 202 once durable."""
+    return await ingest(request, Source.GRAFANA)
+
+
+@alerts.post("/api/v1/alerts", status_code=202)
+async def generic(request: Request) -> Response:
+    """Accept generic JSON alerts (a list, or {"alerts": [...]}); 202 once durable."""
+    return await ingest(request, Source.GENERIC)
+
+
+@health.get("/health/live")
+async def live() -> dict[str, str]:
+    """The process is up and its event loop answers."""
+    return {"status": "ok"}
+
+
+@health.get("/health/ready")
+async def ready(service: ServiceDep) -> JSONResponse:
+    """Ready when the database answers and the dispatcher runs.
+
+    Breaker states are reported but an open one does not fail readiness: one dead
+    token must not take every instance out of the load balancer.
+    """
+    checks: dict[str, Any] = {"config": _status_body(service)}
+    healthy = True
+    try:
+        await asyncio.to_thread(service.database.ping)
+        checks["database"] = {"status": "ok", "backend": service.database.backend}
+    except StorageError as exc:
+        checks["database"] = {"status": "down", "error": str(exc)}
+        healthy = False
+    alive = service.dispatcher_alive()
+    checks["dispatcher"] = {"status": "ok" if alive else "stopped"}
+    checks["slack_workspaces"] = {
+        name: {"state": snap.state.value, "failure_rate": round(snap.failure_rate, 3)}
+        for name, snap in service.dispatcher.breakers.states().items()
+    }
+    healthy = healthy and alive
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@health.get("/metrics")
+async def metrics(service: ServiceDep) -> Response:
+    """Prometheus metrics of this instance."""
+    if not service.runtime.config.monitoring.metrics_enabled:
+        return problems.problem(404, "Not Found", "Metrics are disabled.")
+    return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@admin.get("/config/status")
+async def config_status(service: ServiceDep) -> dict[str, Any]:
+    """The last reload's outcome and the active configuration's hash."""
+    return _status_body(service)
+
+
+@admin.post("/config/reload")
+async def config_reload(service: ServiceDep) -> JSONResponse:
+    """Reload files and stored overrides now; a rejected reload keeps the old configuration."""
+    status = await asyncio.to_thread(service.runtime.reload, "admin")
+    if status.outcome == "rejected":
+        return problems.problem(
+            422,
+            "Configuration reload rejected",
+            "The new configuration is invalid; the previous one is still serving.",
+            errors=list(status.errors),
+            active_hash=status.active_hash,
+        )
+    return JSONResponse(_status_body(service))
+
+
+@admin.get("/deadletters")
+async def dead_letters(service: ServiceDep, tenant: str | None = None) -> dict[str, Any]:
+    """Deliveries given up on, newest first, with the reason."""
+
+    def read() -> list[outbox.DeadLetter]:
+        with service.database.engine.connect() as connection:
+            return outbox.dead_letters(connection, tenant)
+
+    letters = await asyncio.to_thread(read)
+    return {
+        "dead_letters": [
+            {
+                "id": d.id,
+                "tenant": d.tenant_id,
+                "group_key": d.group_key,
+                "channel": d.channel,
+                "reason": d.reason,
+                "attempts": d.attempts,
+                "at": d.updated_at.isoformat(),
+            }
+            for d in letters
+        ]
+    }
+
+
+@admin.post("/deadletters/replay")
+async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
+    """Queue dead letters again (by id, by tenant, or all)."""
+
+    def write() -> int:
+        with service.database.transaction() as connection:
+            return outbox.replay(
+                connection, now=datetime.now(UTC), ids=body.ids, tenant_id=body.tenant
+            )
+
+    count = await asyncio.to_thread(write)
+    service.dispatcher.wake()
+    return {"replayed": count}
+
+
+async def _admin_denied(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AdminDenied)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
+    return problems.problem(exc.status, "Admin access refused", exc.detail, headers=headers)
+
+
+def create_app(service: Service, *, grace_seconds: float | None = None) -> FastAPI:
+    """The HTTP application of ``service``; its background work runs for the app's lifetime."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(service.watcher.run(service.stop))
+        await service.start()
         try:
             yield
         finally:
-            service.stop.set()
-            await watcher
+            grace = grace_seconds or service.runtime.config.server.graceful_shutdown_seconds
+            await service.close(grace)
 
     app = FastAPI(title="slack-tools", version=__version__, lifespan=lifespan)
     app.state.service = service
     problems.install(app)
-
-    @app.exception_handler(AdminDenied)
-    async def _denied(_: Request, exc: AdminDenied) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
-        return problems.problem(exc.status, "Admin access refused", exc.detail, headers=headers)
-
-    @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        """The process is up and its event loop answers."""
-        return {"status": "ok"}
-
-    @app.get("/health/ready")
-    async def ready(service: ServiceDep) -> JSONResponse:
-        """Ready when the database answers; reports the configuration's reload state."""
-        checks: dict[str, Any] = {"config": _status_body(service)}
-        try:
-            await asyncio.to_thread(service.database.ping)
-            checks["database"] = {"status": "ok", "backend": service.database.backend}
-            healthy = True
-        except StorageError as exc:
-            checks["database"] = {"status": "down", "error": str(exc)}
-            healthy = False
-        body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-        return JSONResponse(body, status_code=200 if healthy else 503)
-
-    @app.get("/metrics")
-    async def metrics(service: ServiceDep) -> Response:
-        if not service.runtime.config.monitoring.metrics_enabled:
-            return problems.problem(404, "Not Found", "Metrics are disabled.")
-        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/admin/config/status", dependencies=[Depends(require_admin)])
-    async def config_status(service: ServiceDep) -> dict[str, Any]:
-        """The last reload's outcome and the active configuration's hash."""
-        return _status_body(service)
-
-    @app.post("/admin/config/reload", dependencies=[Depends(require_admin)])
-    async def config_reload(service: ServiceDep) -> JSONResponse:
-        """Reload files and stored overrides now; a rejected reload keeps the old configuration."""
-        status = await asyncio.to_thread(service.runtime.reload, "admin")
-        body = _status_body(service)
-        if status.outcome == "rejected":
-            return problems.problem(
-                422,
-                "Configuration reload rejected",
-                "The new configuration is invalid; the previous one is still serving.",
-                errors=list(status.errors),
-                active_hash=status.active_hash,
-            )
-        return JSONResponse(body)
-
+    app.add_exception_handler(AdminDenied, _admin_denied)
+    app.add_middleware(RequestMetrics, service=service)
+    for router in (alerts, health, admin):
+        app.include_router(router)
+    if service.fake is not None:
+        app.mount(DEV_SLACK_PATH, create_fake_app(service.fake, with_page=True))
     return app

@@ -3,27 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from slack_tools.configs import ConfigManager, ConfigRuntime
 from slack_tools.configs.hot_reload import ConfigWatcher
-from slack_tools.configs.metrics import ConfigCollector, build_registry
+from slack_tools.configs.localization import Catalogs
+from slack_tools.configs.metrics import ConfigCollector, ServiceMetrics, build_registry
+from slack_tools.configs.schema import AppConfig
+from slack_tools.errors import SlackToolsError
+from slack_tools.service.dispatcher import Dispatcher
+from slack_tools.service.ingest import FloodGate, Ingestor, KeyCache
 from slack_tools.service.logging import scrubber
+from slack_tools.service.writer import GroupCommitWriter
+from slack_tools.slack.client import SlackClient
+from slack_tools.slack.fake import DEV_TOKEN, FakeSlack
+from slack_tools.slack.ratelimit import Bucket, RateLimiter, RedisRateLimiter
 from slack_tools.storage import Database
+from slack_tools.storage import delivery as outbox
+from slack_tools.storage.tenants import TenantStore
+
+log = structlog.get_logger(__name__)
+
+DEV_SLACK_PATH = "/dev/slack"
+STATS_SECONDS = 5.0
+PRUNE_SECONDS = 600.0
+KEY_USAGE_SECONDS = 30.0
 
 
 @dataclass
 class Service:
-    """Configuration runtime, database, metrics registry and background workers."""
+    """Configuration, storage, ingest, dispatch, metrics and the dev Slack fake."""
 
     runtime: ConfigRuntime
     registry: CollectorRegistry
+    metrics: ServiceMetrics
     watcher: ConfigWatcher
+    writer: GroupCommitWriter
+    ingestor: Ingestor
+    dispatcher: Dispatcher
+    slack: SlackClient
+    tenants: TenantStore
+    catalogs: Catalogs
+    fake: FakeSlack | None = None
+    redis: Redis | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def manager(self) -> ConfigManager:
@@ -32,6 +64,83 @@ class Service:
     @property
     def database(self) -> Database:
         return self.runtime.database
+
+    async def start(self) -> None:
+        """Start the writer thread and the background tasks."""
+        self.writer.start()
+        self.tasks = [
+            asyncio.create_task(self.watcher.run(self.stop), name="config-watcher"),
+            asyncio.create_task(self.dispatcher.run(self.stop), name="dispatcher"),
+            asyncio.create_task(self._maintain(), name="maintenance"),
+        ]
+
+    async def close(self, grace_seconds: float) -> None:
+        """Stop claiming, finish the sends in flight within the grace period, release the rest."""
+        self.stop.set()
+        await self.dispatcher.drain(grace_seconds)
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=grace_seconds)
+        await asyncio.to_thread(self.writer.stop)
+        with contextlib.suppress(SlackToolsError):
+            await self.ingestor.keys.flush_usage()
+        await self.slack.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def dispatcher_alive(self) -> bool:
+        task = next((t for t in self.tasks if t.get_name() == "dispatcher"), None)
+        last = self.dispatcher.last_cycle
+        if task is None or task.done() or last is None:
+            return False
+        stale_after = max(self.runtime.config.delivery.poll_seconds * 10, 15.0)
+        return datetime.now(UTC).timestamp() - last < stale_after
+
+    async def _maintain(self) -> None:
+        """Queue gauges, pruning of old deliveries, and API key last-use times."""
+        loop = asyncio.get_running_loop()
+        next_prune = next_usage = loop.time()
+        while not self.stop.is_set():
+            try:
+                await self._publish_stats()
+                if loop.time() >= next_usage:
+                    await self.ingestor.keys.flush_usage()
+                    next_usage = loop.time() + KEY_USAGE_SECONDS
+                if loop.time() >= next_prune:
+                    await asyncio.to_thread(self._prune)
+                    next_prune = loop.time() + PRUNE_SECONDS
+            except SlackToolsError as exc:
+                log.warning("maintenance.failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=STATS_SECONDS)
+
+    async def _publish_stats(self) -> None:
+        def read() -> outbox.QueueStats:
+            with self.database.engine.connect() as connection:
+                return outbox.queue_stats(connection)
+
+        stats = await asyncio.to_thread(read)
+        for tenant, count in stats.pending_by_tenant.items():
+            self.metrics.outbox_depth.labels(tenant=tenant).set(count)
+        for tenant, count in stats.dead_by_tenant.items():
+            self.metrics.dead_letters.labels(tenant=tenant).set(count)
+        for metric, values in (
+            (self.metrics.outbox_depth, stats.pending_by_tenant),
+            (self.metrics.dead_letters, stats.dead_by_tenant),
+        ):
+            for labels in list(metric._metrics):  # noqa: SLF001 - zero tenants that emptied
+                if labels[0] not in values:
+                    metric.labels(*labels).set(0)
+        oldest = stats.oldest_pending_since
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        self.metrics.oldest_undelivered.set(max(age, 0.0))
+
+    def _prune(self) -> None:
+        retention = timedelta(hours=self.runtime.config.delivery.retention_hours)
+        with self.database.transaction() as connection:
+            deliveries, groups = outbox.prune(connection, datetime.now(UTC) - retention)
+        if deliveries or groups:
+            log.info("outbox.pruned", deliveries=deliveries, groups=groups)
 
 
 def known_secrets(runtime: ConfigRuntime) -> list[str]:
@@ -52,22 +161,88 @@ def known_secrets(runtime: ConfigRuntime) -> list[str]:
     return found
 
 
-def build_service(runtime: ConfigRuntime) -> Service:
+def slack_base_url(config: AppConfig, port: int) -> str:
+    """Where the Slack client sends its calls: Slack, or the fake this service mounts in dev."""
+    if config.slack.mock:
+        return f"http://127.0.0.1:{port}{DEV_SLACK_PATH}/api/"
+    return config.slack.base_url
+
+
+def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service:
     """Wire a service around a started configuration runtime."""
     config = runtime.config
     registry = build_registry()
     registry.register(ConfigCollector(runtime))
-    paths = list(runtime.environment.config_paths)
+    metrics = ServiceMetrics(registry)
     watcher = ConfigWatcher(
         runtime,
-        [Path(p) for p in paths],
+        [Path(p) for p in runtime.environment.config_paths],
         debounce_seconds=config.reload.debounce_seconds,
         poll_database_seconds=config.reload.poll_database_seconds,
         watch_files=config.reload.watch_files,
     )
+    database = runtime.database
+    redis, limiter = _redis(config)
+    tenants = TenantStore(database.engine)
+    catalogs = Catalogs(
+        default_locale=config.localization.default_locale,
+        fallback_locale=config.localization.fallback_locale,
+    )
+    slack = SlackClient(
+        slack_base_url(config, port or config.server.port), timeout=config.slack.timeout_seconds
+    )
+    fake = FakeSlack.dev() if config.slack.mock else None
+    dispatcher = Dispatcher(
+        runtime,
+        database,
+        slack,
+        catalogs,
+        metrics,
+        limiter=limiter,
+        default_token=(lambda: DEV_TOKEN) if fake is not None else (lambda: None),
+    )
+    writer = GroupCommitWriter(database.engine, max_batch=config.ingest.group_commit_max)
+    ingest = config.ingest
+    ingestor = Ingestor(
+        runtime,
+        writer,
+        KeyCache(tenants, ingest.key_cache_seconds),
+        FloodGate(limiter, Bucket(ingest.flood_requests_per_second, ingest.flood_burst)),
+        metrics,
+        on_queued=dispatcher.wake,
+    )
     runtime.on_change(lambda _change: scrubber.update(known_secrets(runtime)))
-    # monitoring.log_level may change at run time (global overrides, files).
+    # monitoring.log_level and the breaker settings may change at run time.
     runtime.on_change(
         lambda change: logging.getLogger().setLevel(change.current.monitoring.log_level)
     )
-    return Service(runtime=runtime, registry=registry, watcher=watcher)
+    runtime.on_change(
+        lambda change: dispatcher.breakers.configure(change.current.resilience.breaker)
+    )
+    return Service(
+        runtime=runtime,
+        registry=registry,
+        metrics=metrics,
+        watcher=watcher,
+        writer=writer,
+        ingestor=ingestor,
+        dispatcher=dispatcher,
+        slack=slack,
+        tenants=tenants,
+        catalogs=catalogs,
+        fake=fake,
+        redis=redis,
+    )
+
+
+def _redis(config: AppConfig) -> tuple[Redis | None, RateLimiter | None]:
+    if not config.redis.url:
+        return None, None
+    password = config.redis.password.get_secret_value() if config.redis.password else None
+    client = Redis.from_url(
+        config.redis.url,
+        password=password,
+        socket_timeout=config.redis.socket_timeout_seconds,
+        socket_connect_timeout=config.redis.socket_timeout_seconds,
+    )
+    return client, RedisRateLimiter(client, config.redis.key_prefix + "ratelimit:")

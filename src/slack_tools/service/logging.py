@@ -96,3 +96,6 @@ def configure_logging(level: str, fmt: str, *, secrets: Iterable[str] = ()) -> N
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Libraries' debug output (request bodies, SQL) is not ours to show at DEBUG.
+    for name in ("slack_sdk", "aiohttp", "sqlalchemy", "asyncio", "watchfiles", "httpx"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 
 import structlog
 import uvicorn
@@ -16,6 +17,16 @@ from slack_tools.service.logging import configure_logging
 log = structlog.get_logger(__name__)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn[standard] brings it), asyncio's loop elsewhere."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None = None) -> None:
     """Run until SIGINT/SIGTERM; SIGHUP reloads the configuration."""
     config = runtime.config
@@ -23,13 +34,14 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
         config.monitoring.log_level, config.monitoring.log_format, secrets=known_secrets(runtime)
     )
     set_default_runtime(runtime)
-    service = build_service(runtime)
+    port = port or config.server.port
+    service = build_service(runtime, port=port)
     app = create_app(service)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=host or config.server.host,
-            port=port or config.server.port,
+            port=port,
             log_config=None,
             access_log=config.server.access_log,
             timeout_graceful_shutdown=int(config.server.graceful_shutdown_seconds),
@@ -67,5 +79,6 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
         )
         await server.serve()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())
     log.info("service.stopped", signal=signal.Signals(stopped_by[0]).name if stopped_by else None)

@@ -12,7 +12,15 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, TypeAdapter, field_validator
 
-from slack_tools.alerts.models import Alert, AlertGroup, Links, Source, Status, label_fingerprint
+from slack_tools.alerts.models import (
+    Alert,
+    AlertGroup,
+    Links,
+    Source,
+    Status,
+    common_labels,
+    label_fingerprint,
+)
 from slack_tools.alerts.sources.common import Payload, decode, link, moment
 from slack_tools.errors import PayloadError
 
@@ -85,13 +93,8 @@ def parse(body: bytes) -> list[AlertGroup]:
             status=Status.FIRING if any(not a.is_resolved for a in alerts) else Status.RESOLVED,
             alerts=tuple(alerts),
             group_labels={"alertname": alerts[0].name},
-            common_labels=_common(alerts),
+            common_labels=common_labels(tuple(alerts)),
             replaces=False,
         )
         for key, alerts in groups.items()
     ]
-
-
-def _common(alerts: list[Alert]) -> dict[str, str]:
-    first = dict(alerts[0].labels)
-    return {k: v for k, v in first.items() if all(a.labels.get(k) == v for a in alerts[1:])}

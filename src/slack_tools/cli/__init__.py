@@ -1,0 +1,90 @@
+"""The ``slack-tools`` command.
+
+The CLI acts as the local administrator: it reaches the database directly and
+attributes writes to ``--author`` or the operating-system user. Errors print one
+line each — ``file:line:col: key.path: message`` for configuration — and exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from slack_tools import __version__
+from slack_tools.cli.common import err, open_runtime, out
+from slack_tools.cli.config_commands import config_app
+from slack_tools.cli.operations import db_app, keys_app
+from slack_tools.configs import ConfigValidationError
+from slack_tools.errors import SlackToolsError
+from slack_tools.service.logging import configure_logging
+
+app = typer.Typer(
+    name="slack-tools",
+    help="Multi-tenant, localized Slack alerting: service and configuration toolkit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+# --- serve --------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Override server.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override server.port.")] = None,
+) -> None:
+    """Run the service: load and validate the configuration, open the database, serve HTTP."""
+    from slack_tools.service.runner import serve as run  # noqa: PLC0415 - heavy imports
+
+    run(open_runtime(), host=host, port=port)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code instead of exiting."""
+    # Commands talk to people: only warnings and errors are logged, to stderr
+    # (``serve`` sets up its own logging from the configuration).
+    configure_logging("WARNING", "console")
+    command = typer.main.get_command(app)
+    try:
+        # Without standalone mode click returns the code of typer.Exit instead of exiting.
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="slack-tools",
+            standalone_mode=False,
+        )
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        return 1
+    except typer.TyperException as exc:  # usage errors, shown the way click shows them
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except ConfigValidationError as exc:
+        for issue in exc.issues:
+            err.print(issue.format(), markup=False)
+        return 1
+    except SlackToolsError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

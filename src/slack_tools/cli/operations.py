@@ -1,0 +1,75 @@
+"""``slack-tools keys …`` and ``slack-tools db …``: master keys and schema migrations."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slack_tools.cli.common import err, open_runtime, out
+from slack_tools.configs import security
+from slack_tools.configs.config_loader import load_sources, read_environment, resolve
+from slack_tools.configs.rotation import rotate_documents, rotate_file
+from slack_tools.configs.runtime import database_status, migrate_database
+from slack_tools.errors import SecretError
+
+keys_app = typer.Typer(help="Master keys: generate and rotate.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[
+        str | None, typer.Option("--id", help="Key id (default: date-based).")
+    ] = None,
+) -> None:
+    """Print a new master key as id:base64 (put it first in SLACK_TOOLS_MASTER_KEYS)."""
+    identifier = key_id or f"k{datetime.now(UTC):%Y%m%d}{secrets.token_hex(2)}"
+    entry = f"{identifier}:{security.generate_key()}"
+    security.parse_keys([entry], "--id")  # refuses an id that could not be read back
+    out.print(entry, markup=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="YAML files to re-encrypt in place.")
+    ] = None,
+) -> None:
+    """Re-encrypt every encrypted value with the active key, in FILES and in the database."""
+    runtime = open_runtime()
+    cipher = runtime.snapshot.loaded.cipher
+    if cipher is None:
+        raise SecretError(
+            "no master key: set SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file"
+        )
+    for path in files or []:
+        changed = rotate_file(path, cipher)
+        out.print(f"{path}: {changed} value(s) re-encrypted with key {cipher.active_key_id}")
+    versions, values = rotate_documents(runtime.store, cipher)
+    out.print(
+        f"database: {values} value(s) in {versions} version(s) re-encrypted "
+        f"with key {cipher.active_key_id}"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations."""
+    status, before = migrate_database(resolve(load_sources(read_environment())).config)
+    out.print(f"{status.url}: {before or 'empty'} → {status.current}", markup=False)
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the database's schema revision and whether it is current (exit 1 if not)."""
+    status = database_status(resolve(load_sources(read_environment())).config)
+    out.print(
+        f"{status.url}: at {status.current or 'empty'}, code needs {status.head}", markup=False
+    )
+    if not status.is_current:
+        err.print("run 'slack-tools db upgrade'")
+        raise typer.Exit(1)

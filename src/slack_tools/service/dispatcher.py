@@ -1,0 +1,552 @@
+"""The dispatcher: claim deliveries, render them, pace them, send them, record them.
+
+Each cycle takes the channels with ready work (one entry per channel, oldest
+first, round-robin across tenants) and handles each channel as one unit of work:
+
+    claim → load the groups → tenant, token and breaker → plan (post, edit, reply,
+    digest) → pace → send → record
+
+Nothing waits in-process: work that may not go yet (pacing, an open breaker, a
+429, a retry) is given back to the outbox with the time it may go. A channel that
+holds more than its pace can send within ``digest_after_seconds`` gets one digest
+message for all of its pending groups instead of a queue of single messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import structlog
+
+from slack_tools.alerts.models import SlackMessage, Status, group_from_stored
+from slack_tools.alerts.render import render_digest, render_group, render_reply
+from slack_tools.configs import ConfigRuntime
+from slack_tools.configs.circuit_breaker import (
+    BreakerRegistry,
+    BreakerState,
+    CircuitBreaker,
+    RetryPolicy,
+)
+from slack_tools.configs.localization import Catalogs
+from slack_tools.configs.metrics import ServiceMetrics
+from slack_tools.configs.schema import AppConfig, TenantConfig
+from slack_tools.errors import SlackToolsError
+from slack_tools.slack.client import Outcome, Posted, SlackCallError, SlackClient, workspace_of
+from slack_tools.slack.ratelimit import (
+    Bucket,
+    MemoryRateLimiter,
+    RateLimiter,
+    RateLimiterUnavailableError,
+    Request,
+    channel_posts_key,
+    workspace_posts_key,
+    workspace_updates_key,
+)
+from slack_tools.storage import Database
+from slack_tools.storage import delivery as outbox
+
+log = structlog.get_logger(__name__)
+
+DIGEST_MAX_GROUPS = 45  # a digest stays under Slack's 50 blocks with its header lines
+
+
+class Action(StrEnum):
+    POST = "posted"
+    UPDATE = "updated"
+    REPLY = "replied"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One Slack call for a channel's claimed work."""
+
+    action: Action
+    message: SlackMessage
+    rows: tuple[outbox.Claimed, ...]
+    episodes: tuple[int, ...]  # the episode of each row's group, as sent
+    thread_ts: str | None = None
+    reply: SlackMessage | None = None  # optional thread reply after an update (resolved)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    channel_posts: Bucket
+    workspace_posts: Bucket
+    workspace_updates: Bucket
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> Budgets:
+        settings = config.delivery
+        return cls(
+            Bucket(settings.channel_posts_per_second, 1.0),
+            Bucket(settings.workspace_posts_per_second, settings.workspace_posts_per_second),
+            Bucket.per_minute(settings.updates_per_minute, burst=5.0),
+        )
+
+
+class SharedLimiter:
+    """Redis buckets when configured, falling back to this process's own when Redis fails."""
+
+    def __init__(self, shared: RateLimiter | None) -> None:
+        self._shared = shared
+        self._local = MemoryRateLimiter()
+
+    async def try_acquire_all(self, requests: Sequence[Request]) -> float:
+        if self._shared is not None:
+            try:
+                return await self._shared.try_acquire_all(requests)
+            except RateLimiterUnavailableError:
+                log.warning("ratelimit.redis_unavailable", fallback="memory")
+        return await self._local.try_acquire_all(requests)
+
+    async def penalise(self, key: str, bucket: Bucket, seconds: float) -> None:
+        if self._shared is not None:
+            with contextlib.suppress(RateLimiterUnavailableError):
+                await self._shared.penalise(key, bucket, seconds)
+        await self._local.penalise(key, bucket, seconds)
+
+
+class Dispatcher:
+    """Delivers pending notifications until stopped."""
+
+    def __init__(
+        self,
+        runtime: ConfigRuntime,
+        database: Database,
+        client: SlackClient,
+        catalogs: Catalogs,
+        metrics: ServiceMetrics,
+        *,
+        limiter: RateLimiter | None = None,
+        default_token: Callable[[], str | None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.runtime = runtime
+        self.database = database
+        self.client = client
+        self.catalogs = catalogs
+        self.metrics = metrics
+        self.limiter = SharedLimiter(limiter)
+        self.default_token = default_token
+        self.clock = clock
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        config = runtime.config
+        self.breakers = BreakerRegistry(
+            config.resilience.breaker, on_transition=self._breaker_moved
+        )
+        self._wake = asyncio.Event()
+        self._in_flight: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tenant_load: dict[str, int] = defaultdict(int)
+        self.last_cycle: float | None = None
+        self.stopping = False
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New work was queued here: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and send until ``stop`` is set; then finish the sends in flight."""
+        while not stop.is_set():
+            try:
+                await self.cycle()
+            except SlackToolsError as exc:  # the database is away: keep trying, say so
+                log.warning("dispatcher.cycle_failed", error=str(exc))
+            self.last_cycle = time.time()
+            self.metrics.dispatcher_heartbeat.set(self.last_cycle)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._first(stop.wait(), self._wake.wait()),
+                    timeout=self.runtime.config.delivery.poll_seconds,
+                )
+        self.stopping = True
+
+    @staticmethod
+    async def _first(*waits: object) -> None:
+        tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Wait for the sends in flight (SIGTERM); cancel what outlives the grace period."""
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+
+    async def cycle(self) -> int:
+        """Start sending to every channel that has ready work and capacity; returns how many."""
+        config = self.runtime.config
+        settings = config.delivery
+        now = self.clock()
+        works = await asyncio.to_thread(self._ready, now, max(settings.concurrency * 4, 64))
+        started = 0
+        for work in _round_robin(works):
+            key = (work.tenant_id, work.channel)
+            if key in self._in_flight:
+                continue
+            if len(self._tasks) >= settings.concurrency:
+                break
+            if self._tenant_load[work.tenant_id] >= settings.tenant_concurrency:
+                continue
+            self._in_flight.add(key)
+            self._tenant_load[work.tenant_id] += 1
+            task = asyncio.create_task(self._channel(work))
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._finished, key=key))
+            started += 1
+        return started
+
+    def _finished(self, task: asyncio.Task[None], *, key: tuple[str, str]) -> None:
+        self._tasks.discard(task)
+        self._in_flight.discard(key)
+        self._tenant_load[key[0]] -= 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "dispatcher.channel_failed", tenant=key[0], error=type(task.exception()).__name__
+            )
+        self._wake.set()  # capacity freed: look for more now
+
+    def _ready(self, now: datetime, limit: int) -> list[outbox.ChannelWork]:
+        with self.database.engine.connect() as connection:
+            return outbox.ready_channels(connection, now, limit)
+
+    # --- one channel ---------------------------------------------------------------------
+
+    async def _channel(self, work: outbox.ChannelWork) -> None:
+        config = self.runtime.config
+        settings = config.delivery
+        threshold = settings.digest_after_seconds * settings.channel_posts_per_second
+        limit = DIGEST_MAX_GROUPS if work.ready > threshold else 1
+        now = self.clock()
+        lease = now + timedelta(seconds=settings.lease_seconds)
+        claimed, groups = await asyncio.to_thread(self._claim, work, now, lease, limit)
+        if not claimed:
+            return
+        try:
+            await self._deliver(config, work, claimed, groups)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(self._release, claimed, self.clock(), False, None)
+            raise
+
+    def _claim(
+        self, work: outbox.ChannelWork, now: datetime, lease: datetime, limit: int
+    ) -> tuple[list[outbox.Claimed], dict[str, outbox.StoredGroup]]:
+        with self.database.transaction() as connection:
+            claimed = outbox.claim(
+                connection,
+                tenant_id=work.tenant_id,
+                channel=work.channel,
+                now=now,
+                owner=self.owner,
+                lease_until=lease,
+                limit=limit,
+            )
+            groups = outbox.load_groups(connection, work.tenant_id, (c.group_hash for c in claimed))
+        return claimed, groups
+
+    async def _deliver(
+        self,
+        config: AppConfig,
+        work: outbox.ChannelWork,
+        claimed: list[outbox.Claimed],
+        stored: Mapping[str, outbox.StoredGroup],
+    ) -> None:
+        effective = self.runtime.peek_effective(work.tenant_id)
+        if effective is None:
+            effective = await asyncio.to_thread(self.runtime.effective, work.tenant_id)
+        tenant = effective.tenant
+        token = self._token(config, tenant)
+        if token is None:
+            await self._bury(claimed, "no_token: no Slack bot token for this tenant or globally")
+            return
+        workspace = workspace_of(token)
+        breaker = self.breakers.get(workspace)
+        if not breaker.allow():
+            # The workspace is failing: wait without spending attempts (DESIGN "Slack budgets").
+            retry = breaker.retry_at() or (time.monotonic() + 1.0)
+            await self._later(claimed, max(retry - time.monotonic(), 0.5))
+            return
+        plan = self._plan(claimed, stored, tenant)
+        if plan is None:
+            await self._bury(claimed, "group_missing: the group's state is no longer stored")
+            return
+        budgets = Budgets.from_config(config)
+        wait = await self.limiter.try_acquire_all(_requests(plan, workspace, work.channel, budgets))
+        if wait > 0:
+            breaker.record_ignored()
+            await self._later(claimed, wait)
+            return
+        await self._send(plan, token, workspace, work, tenant, budgets, breaker)
+
+    def _token(self, config: AppConfig, tenant: TenantConfig) -> str | None:
+        if tenant.slack_bot_token is not None:
+            return tenant.slack_bot_token.get_secret_value()
+        if config.slack.bot_token is not None:
+            return config.slack.bot_token.get_secret_value()
+        return self.default_token()
+
+    def _plan(
+        self,
+        claimed: list[outbox.Claimed],
+        stored: Mapping[str, outbox.StoredGroup],
+        tenant: TenantConfig,
+    ) -> Plan | None:
+        groups = {
+            h: group_from_stored(s.source, s.group_key, s.status, s.alerts, s.meta)
+            for h, s in stored.items()
+        }
+        now = self.clock()
+        present = [c for c in claimed if c.group_hash in groups]
+        if not present:
+            return None
+        first = present[0]
+        localizer = self.catalogs.localizer(first.locale, tenant.timezone)
+        if len(present) > 1:
+            message = render_digest([groups[c.group_hash] for c in present], localizer, now)
+            episodes = tuple(stored[c.group_hash].episode for c in present)
+            return Plan(Action.DIGEST, message, tuple(present), episodes)
+        group = groups[first.group_hash]
+        episode = (stored[first.group_hash].episode,)
+        same_episode = first.message_ts is not None and first.message_episode == episode[0]
+        if same_episode and first.message_kind == Action.DIGEST.value:
+            return Plan(
+                Action.REPLY,
+                render_reply(group, localizer, now),
+                (first,),
+                episode,
+                thread_ts=first.message_ts,
+            )
+        if same_episode:
+            reply = None
+            if group.status is Status.RESOLVED and self.runtime.config.delivery.thread_replies:
+                reply = render_reply(group, localizer, now)
+            return Plan(
+                Action.UPDATE, render_group(group, localizer, now), (first,), episode, reply=reply
+            )
+        return Plan(Action.POST, render_group(group, localizer, now), (first,), episode)
+
+    async def _send(
+        self,
+        plan: Plan,
+        token: str,
+        workspace: str,
+        work: outbox.ChannelWork,
+        tenant: TenantConfig,
+        budgets: Budgets,
+        breaker: CircuitBreaker,
+    ) -> None:
+        first = plan.rows[0]
+        try:
+            posted = await self._call(plan, token, first)
+        except SlackCallError as error:
+            if error.outcome is Outcome.NOT_EDITABLE:
+                # The old message cannot be edited: post the current state as a new one.
+                retry = Plan(Action.POST, plan.message, plan.rows, plan.episodes)
+                try:
+                    posted = await self._call(retry, token, first)
+                except SlackCallError as second:
+                    await self._failed(plan, second, workspace, work, budgets, breaker)
+                    return
+                plan = retry
+            else:
+                await self._failed(plan, error, workspace, work, budgets, breaker)
+                return
+        breaker.record_success()
+        await self._record(plan, posted, work.tenant_id, tenant)
+        if plan.reply is not None and posted.ts:
+            await self._reply(plan.reply, token, workspace, posted, budgets, work.channel)
+
+    async def _call(self, plan: Plan, token: str, first: outbox.Claimed) -> Posted:
+        if plan.action is Action.UPDATE:
+            channel_id, ts = first.message_channel_id, first.message_ts
+            if channel_id is None or ts is None:  # pragma: no cover - planned only with both
+                raise SlackCallError(
+                    "chat.update: no message to edit",
+                    outcome=Outcome.NOT_EDITABLE,
+                    reason="message_not_found",
+                )
+            return await self.client.update(token, channel_id, ts, plan.message)
+        if plan.action is Action.REPLY:
+            channel = first.message_channel_id or first.channel
+            posted = await self.client.post(token, channel, plan.message, thread_ts=plan.thread_ts)
+            # A reply does not replace the message the group lives in: keep the parent's ts.
+            return Posted(posted.channel_id, plan.thread_ts or posted.ts)
+        return await self.client.post(token, first.channel, plan.message)
+
+    async def _reply(
+        self,
+        reply: SlackMessage,
+        token: str,
+        workspace: str,
+        posted: Posted,
+        budgets: Budgets,
+        channel: str,
+    ) -> None:
+        """Best effort: a thread reply that cannot go now is skipped, never retried."""
+        wait = await self.limiter.try_acquire_all(
+            [
+                (channel_posts_key(workspace, channel), budgets.channel_posts, 1.0),
+                (workspace_posts_key(workspace), budgets.workspace_posts, 1.0),
+            ]
+        )
+        if wait > 0:
+            return
+        with contextlib.suppress(SlackCallError):
+            await self.client.post(token, posted.channel_id, reply, thread_ts=posted.ts)
+
+    async def _failed(
+        self,
+        plan: Plan,
+        error: SlackCallError,
+        workspace: str,
+        work: outbox.ChannelWork,
+        budgets: Budgets,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self.metrics.delivery_errors.labels(tenant=work.tenant_id, reason=error.reason).inc()
+        rows = list(plan.rows)
+        if error.outcome is Outcome.RATE_LIMITED:
+            # Not a failure: Slack says when to come back, and everyone on that key waits.
+            breaker.record_ignored()
+            self.metrics.rate_limited.labels(tenant=work.tenant_id).inc()
+            seconds = error.retry_after or 1.0
+            if plan.action is Action.UPDATE:
+                await self.limiter.penalise(
+                    workspace_updates_key(workspace), budgets.workspace_updates, seconds
+                )
+            else:
+                await self.limiter.penalise(
+                    channel_posts_key(workspace, work.channel), budgets.channel_posts, seconds
+                )
+            await self._later(rows, seconds)
+            return
+        if error.outcome is Outcome.PERMANENT or error.outcome is Outcome.NOT_EDITABLE:
+            breaker.record_ignored()
+            log.warning("delivery.dead_letter", tenant=work.tenant_id, reason=error.reason)
+            await self._bury(rows, error.reason)
+            return
+        breaker.record_failure()
+        resilience = self.runtime.config.resilience
+        policy = RetryPolicy(
+            resilience.backoff_base_seconds, resilience.backoff_max_seconds, resilience.max_attempts
+        )
+        attempt = max(r.attempts for r in rows) + 1
+        if not policy.should_retry(attempt):
+            log.warning(
+                "delivery.dead_letter", tenant=work.tenant_id, reason=error.reason, attempts=attempt
+            )
+            await self._bury(rows, f"{error.reason} after {attempt} attempts")
+            return
+        delay = policy.next_delay(attempt, error.retry_after)
+        now = self.clock()
+        await asyncio.to_thread(
+            self._release, rows, now + timedelta(seconds=delay), True, error.reason
+        )
+
+    # --- recording -----------------------------------------------------------------------
+
+    async def _record(
+        self, plan: Plan, posted: Posted, tenant_id: str, tenant: TenantConfig
+    ) -> None:
+        now = self.clock()
+        if plan.action is Action.DIGEST:
+            kind = "digest"
+        elif plan.action is Action.REPLY:  # the group still lives in the digest it replied to
+            kind = plan.rows[0].message_kind or "digest"
+        else:
+            kind = "group"
+        sent = [
+            outbox.Sent(row.id, row.version, kind, posted.channel_id, posted.ts, episode)
+            for row, episode in zip(plan.rows, plan.episodes, strict=True)
+        ]
+        await asyncio.to_thread(self._write_sent, sent, now)
+        self.metrics.messages_sent.labels(tenant=tenant_id, status=plan.action.value).inc()
+        for row in plan.rows:
+            if row.pending_since is not None:
+                self.metrics.delivery_latency.labels(tenant_class=tenant.plan).observe(
+                    max((now - row.pending_since).total_seconds(), 0.0)
+                )
+
+    def _write_sent(self, sent: list[outbox.Sent], now: datetime) -> None:
+        with self.database.transaction() as connection:
+            outbox.record_sent(connection, sent, now)
+
+    async def _later(self, rows: Sequence[outbox.Claimed], seconds: float) -> None:
+        when = self.clock() + timedelta(seconds=seconds)
+        await asyncio.to_thread(self._release, rows, when, False, None)
+
+    def _release(
+        self, rows: Sequence[outbox.Claimed], when: datetime, attempt: bool, error: str | None
+    ) -> None:
+        with self.database.transaction() as connection:
+            outbox.release(
+                connection,
+                [r.id for r in rows],
+                owner=self.owner,
+                available_at=when,
+                count_attempt=attempt,
+                error=error,
+                now=self.clock(),
+            )
+
+    async def _bury(self, rows: Sequence[outbox.Claimed], reason: str) -> None:
+        def bury() -> None:
+            with self.database.transaction() as connection:
+                outbox.bury(
+                    connection,
+                    [r.id for r in rows],
+                    owner=self.owner,
+                    reason=reason,
+                    now=self.clock(),
+                )
+
+        await asyncio.to_thread(bury)
+
+    def _breaker_moved(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        log.warning("slack.breaker", workspace=name, old=old.value, new=new.value)
+        self.metrics.breaker_state.labels(workspace=name).set(_BREAKER_LEVEL[new])
+
+
+_BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def _requests(plan: Plan, workspace: str, channel: str, budgets: Budgets) -> list[Request]:
+    if plan.action is Action.UPDATE:
+        return [(workspace_updates_key(workspace), budgets.workspace_updates, 1.0)]
+    return [
+        (channel_posts_key(workspace, channel), budgets.channel_posts, 1.0),
+        (workspace_posts_key(workspace), budgets.workspace_posts, 1.0),
+    ]
+
+
+def _round_robin(works: list[outbox.ChannelWork]) -> list[outbox.ChannelWork]:
+    """Interleave tenants, so that one tenant's many channels do not go first."""
+    by_tenant: dict[str, list[outbox.ChannelWork]] = defaultdict(list)
+    for work in works:
+        by_tenant[work.tenant_id].append(work)
+    queues = list(by_tenant.values())
+    ordered: list[outbox.ChannelWork] = []
+    while queues:
+        ordered += [queue.pop(0) for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return ordered

@@ -1,0 +1,267 @@
+"""Accepting alerts: authenticate, limit floods, parse, route, and store durably.
+
+The answer (202) is given only after the alerts and their deliveries are
+committed (group commit, see ``writer``): what is accepted survives a crash.
+Quotas never cost an alert (DESIGN "Decisions"); only the flood limit refuses,
+with a status the sender retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+import structlog
+
+from slack_tools.alerts import sources
+from slack_tools.alerts.models import (
+    AlertGroup,
+    Source,
+    Status,
+    alert_from_dict,
+    alert_to_dict,
+    common_labels,
+    group_meta,
+    merge_alerts,
+    parse_severity,
+)
+from slack_tools.alerts.routing import route_group
+from slack_tools.configs import ConfigRuntime
+from slack_tools.configs.metrics import ServiceMetrics
+from slack_tools.configs.security import api_key_digest
+from slack_tools.errors import AuthError, SlackToolsError
+from slack_tools.service.writer import GroupCommitWriter
+from slack_tools.slack.ratelimit import (
+    Bucket,
+    MemoryRateLimiter,
+    RateLimiter,
+    RateLimiterUnavailableError,
+)
+from slack_tools.storage import delivery
+from slack_tools.storage.tenants import TenantStore
+
+log = structlog.get_logger(__name__)
+
+
+class FloodError(SlackToolsError):
+    """A tenant sends more requests than the hard flood limit allows."""
+
+    def __init__(self, tenant_id: str, retry_after: float) -> None:
+        super().__init__(f"tenant {tenant_id!r} is over its flood limit")
+        self.retry_after = retry_after
+
+
+class Unauthorized(AuthError):  # noqa: N818 - named after the HTTP answer it becomes
+    """No key, or a key we do not know: 401."""
+
+
+class Forbidden(AuthError):  # noqa: N818 - named after the HTTP answer it becomes
+    """A known key that may not do this (tenant disabled): 403."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant_id: str
+    key_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    tenant_id: str
+    alerts: int
+    groups: tuple[delivery.GroupResult, ...]
+
+
+class KeyCache:
+    """API key digest → tenant, remembered for a while so requests do not hit the database."""
+
+    def __init__(
+        self, store: TenantStore, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._known: dict[str, tuple[float, Caller | None, bool]] = {}
+        self.used: dict[int, datetime] = {}
+
+    async def caller(self, authorization: str | None) -> Caller:
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("send the tenant's API key as Authorization: Bearer <key>")
+        digest = api_key_digest(key.strip())
+        now = self._clock()
+        cached = self._known.get(digest)
+        if cached is None or cached[0] < now:
+            found = await asyncio.to_thread(self._store.find_key, digest)
+            if found is None:
+                cached = (now + min(self._ttl, 5.0), None, False)
+            else:
+                record, tenant = found
+                cached = (now + self._ttl, Caller(tenant.id, record.id), tenant.is_active)
+            self._known[digest] = cached
+        _, caller, active = cached
+        if caller is None:
+            raise Unauthorized("unknown or revoked API key")
+        if not active:
+            raise Forbidden(f"tenant {caller.tenant_id!r} is disabled")
+        self.used[caller.key_id] = datetime.now(UTC)
+        return caller
+
+    def forget(self) -> None:
+        self._known.clear()
+
+    async def flush_usage(self) -> None:
+        used, self.used = self.used, {}
+        if used:
+            await asyncio.to_thread(self._store.touch_keys, used)
+
+
+class FloodGate:
+    """The hard per-tenant request limit, shared through Redis when configured."""
+
+    def __init__(self, limiter: RateLimiter | None, bucket: Bucket) -> None:
+        self._shared = limiter
+        self._local = MemoryRateLimiter()
+        self.bucket = bucket
+
+    async def check(self, tenant_id: str) -> None:
+        key = f"flood:{tenant_id}"
+        wait: float
+        if self._shared is not None:
+            try:
+                wait = await self._shared.try_acquire(key, self.bucket)
+            except RateLimiterUnavailableError:
+                wait = await self._local.try_acquire(key, self.bucket)
+        else:
+            wait = await self._local.try_acquire(key, self.bucket)
+        if wait > 0:
+            raise FloodError(tenant_id, wait)
+
+
+def group_merger(group: AlertGroup) -> delivery.Merge:
+    """How ``group`` combines with what is stored: replaced whole, or merged by alert."""
+
+    def merge(stored: delivery.StoredGroup | None) -> delivery.GroupChange:
+        current = group
+        if not group.replaces and stored is not None:
+            alerts = merge_alerts(
+                tuple(alert_from_dict(a) for a in stored.alerts),
+                group.alerts,
+                refired=stored.status == Status.RESOLVED.value and group.status is Status.FIRING,
+            )
+            firing = any(not a.is_resolved for a in alerts)
+            current = replace(
+                group,
+                alerts=alerts,
+                common_labels=common_labels(alerts),
+                status=Status.FIRING if firing else Status.RESOLVED,
+            )
+        return delivery.GroupChange(
+            status=current.status.value,
+            state_hash=current.state_hash,
+            alerts=[alert_to_dict(a) for a in current.alerts],
+            meta=group_meta(current),
+        )
+
+    return merge
+
+
+class Ingestor:
+    """Turns an authenticated request body into durably stored notifications."""
+
+    def __init__(
+        self,
+        runtime: ConfigRuntime,
+        writer: GroupCommitWriter,
+        keys: KeyCache,
+        flood: FloodGate,
+        metrics: ServiceMetrics,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.runtime = runtime
+        self.writer = writer
+        self.keys = keys
+        self.flood = flood
+        self.metrics = metrics
+        self.on_queued = on_queued
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        try:
+            caller = await self.keys.caller(authorization)
+        except AuthError:
+            self.metrics.rejected.labels(tenant="", reason="auth").inc()
+            raise
+        try:
+            await self.flood.check(caller.tenant_id)
+        except FloodError:
+            self.metrics.rejected.labels(tenant=caller.tenant_id, reason="flood").inc()
+            raise
+        return caller
+
+    async def accept(self, caller: Caller, source: Source, body: bytes) -> Accepted:
+        """Parse, route and store; returns once everything is committed."""
+        groups = sources.parse(source, body)
+        effective = self.runtime.peek_effective(caller.tenant_id)
+        if effective is None:
+            effective = await asyncio.to_thread(self.runtime.effective, caller.tenant_id)
+        tenant = effective.tenant
+        now = datetime.now(UTC)
+        writes = []
+        for group in groups:
+            targets = tuple(
+                delivery.TargetWrite(t.channel, t.locale, t.passes_threshold)
+                for t in route_group(group, tenant)
+            )
+            writes.append((group, targets))
+        results = await self.writer.run(_store(caller.tenant_id, source, writes, now))
+        self._count(caller.tenant_id, source, groups, results)
+        if any(r.outcome is delivery.WriteOutcome.QUEUED for r in results):
+            self.on_queued()
+        return Accepted(caller.tenant_id, sum(len(g.alerts) for g in groups), tuple(results))
+
+    def _count(
+        self,
+        tenant_id: str,
+        source: Source,
+        groups: list[AlertGroup],
+        results: list[delivery.GroupResult],
+    ) -> None:
+        self.metrics.alerts_received.labels(tenant=tenant_id, source=source.value).inc(
+            sum(len(g.alerts) for g in groups)
+        )
+        for result in results:
+            self.metrics.notifications.labels(tenant=tenant_id, outcome=result.outcome.value).inc()
+        unknown = sum(
+            1 for g in groups for a in g.alerts if not parse_severity(a.labels.get("severity"))[1]
+        )
+        if unknown:
+            self.metrics.unknown_severity.labels(tenant=tenant_id).inc(unknown)
+
+
+def _store(
+    tenant_id: str,
+    source: Source,
+    writes: list[tuple[AlertGroup, tuple[delivery.TargetWrite, ...]]],
+    now: datetime,
+) -> Callable[[sa.Connection], list[delivery.GroupResult]]:
+    def job(connection: sa.Connection) -> list[delivery.GroupResult]:
+        return [
+            delivery.write_group(
+                connection,
+                tenant_id=tenant_id,
+                group_hash=group.group_hash,
+                group_key=group.group_key,
+                source=source.value,
+                merge=group_merger(group),
+                targets=targets,
+                now=now,
+            )
+            for group, targets in writes
+        ]
+
+    return job

@@ -1,0 +1,126 @@
+"""Group commit: many requests' writes in one transaction, on one writer thread.
+
+SQLite allows one writer at a time and a commit costs a disk sync, so committing
+each request alone caps the rate near what the disk syncs per second. Requests
+instead queue their writes; the writer thread takes everything queued, runs it in
+one transaction, commits once, and then answers every waiting request. A write
+that fails makes the batch roll back and run again one by one, so it fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+
+from slack_tools.storage.database import write_transaction
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+Job = Callable[[sa.Connection], T]
+
+
+@dataclass
+class _Pending(Generic[T]):
+    job: Job[T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(pending: _Pending[Any], result: Any = None, error: BaseException | None = None) -> None:
+    def apply() -> None:
+        if pending.future.done():  # the request gave up waiting (client went away)
+            return
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+        pending.loop.call_soon_threadsafe(apply)
+
+
+class GroupCommitWriter:
+    """Runs write jobs on a dedicated thread, committing whatever is queued together."""
+
+    def __init__(
+        self, engine: Engine, *, max_batch: int = 256, name: str = "ingest-writer"
+    ) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    async def run(self, job: Job[T]) -> T:
+        """Run ``job`` in the next transaction; returns once it is committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Pending(job, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Pending[Any]]) -> None:
+        try:
+            with write_transaction(self._engine) as connection:
+                results = [pending.job(connection) for pending in batch]
+        except Exception:  # noqa: BLE001 - isolate the failing job below
+            if len(batch) == 1:
+                self._alone(batch[0])
+                return
+            for pending in batch:
+                self._alone(pending)
+            return
+        self.batches += 1
+        self.jobs += len(batch)
+        for pending, result in zip(batch, results, strict=True):
+            _settle(pending, result)
+
+    def _alone(self, pending: _Pending[Any]) -> None:
+        try:
+            with write_transaction(self._engine) as connection:
+                result = pending.job(connection)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            log.warning("ingest.write_failed", error=type(exc).__name__)
+            _settle(pending, error=exc)
+            return
+        self.batches += 1
+        self.jobs += 1
+        _settle(pending, result)

@@ -1,0 +1,213 @@
+"""The tenant registry and tenants' API keys.
+
+Keys are looked up by their digest; the key itself is never stored. Only the
+prefix is kept in clear, so that a person can tell their keys apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from slack_tools.errors import ConflictError, NotFoundError, StorageError
+from slack_tools.storage.database import describe, write_transaction
+from slack_tools.storage.tables import api_keys, tenants
+
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+
+
+class TenantStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    id: str
+    name: str
+    status: TenantStatus
+    created_at: datetime
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is TenantStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: int
+    tenant_id: str
+    prefix: str
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _tenant(row: Any) -> TenantRecord:
+    return TenantRecord(row.id, row.name, TenantStatus(row.status), _utc(row.created_at))  # type: ignore[arg-type]
+
+
+def _key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        row.id,
+        row.tenant_id,
+        row.prefix,
+        row.label,
+        _utc(row.created_at),  # type: ignore[arg-type]
+        _utc(row.last_used_at),
+        _utc(row.revoked_at),
+    )
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    """Tenant ids are lowercase letters, digits, ``_ . -``: they appear in URLs, files, metrics."""
+    if not TENANT_ID.match(tenant_id):
+        raise ValueError(
+            f"invalid tenant id {tenant_id!r}: use lowercase letters, digits, _ . - "
+            "(at most 128, starting with a letter or digit)"
+        )
+    return tenant_id
+
+
+class TenantStore:
+    """Create, read and change tenants and their API keys."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _read(self, statement: sa.Executable) -> list[Any]:
+        try:
+            with self._engine.connect() as connection:
+                return list(connection.execute(statement))
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read tenants: {describe(exc)}") from None
+
+    def create(self, tenant_id: str, name: str) -> TenantRecord:
+        check_tenant_id(tenant_id)
+        record = TenantRecord(tenant_id, name, TenantStatus.ACTIVE, datetime.now(UTC))
+        try:
+            with write_transaction(self._engine) as connection:
+                connection.execute(
+                    tenants.insert().values(
+                        id=record.id,
+                        name=record.name,
+                        status=record.status.value,
+                        created_at=record.created_at,
+                    )
+                )
+        except IntegrityError:
+            raise ConflictError(f"tenant {tenant_id!r} already exists") from None
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot create tenant {tenant_id!r}: {describe(exc)}") from None
+        return record
+
+    def get(self, tenant_id: str) -> TenantRecord | None:
+        rows = self._read(sa.select(tenants).where(tenants.c.id == tenant_id))
+        return _tenant(rows[0]) if rows else None
+
+    def require(self, tenant_id: str) -> TenantRecord:
+        found = self.get(tenant_id)
+        if found is None:
+            raise NotFoundError(f"no tenant {tenant_id!r} (slack-tools tenant create {tenant_id})")
+        return found
+
+    def all(self) -> list[TenantRecord]:
+        return [_tenant(row) for row in self._read(sa.select(tenants).order_by(tenants.c.id))]
+
+    def set_status(self, tenant_id: str, status: TenantStatus) -> None:
+        with write_transaction(self._engine) as connection:
+            done = connection.execute(
+                tenants.update().where(tenants.c.id == tenant_id).values(status=status.value)
+            ).rowcount
+        if not done:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+
+    def add_key(self, tenant_id: str, *, digest: str, prefix: str, label: str) -> ApiKeyRecord:
+        """Store a new key's digest (the caller shows the key once and forgets it)."""
+        self.require(tenant_id)
+        now = datetime.now(UTC)
+        try:
+            with write_transaction(self._engine) as connection:
+                key_id = connection.execute(
+                    api_keys.insert().values(
+                        tenant_id=tenant_id,
+                        prefix=prefix,
+                        digest=digest,
+                        label=label,
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+        except IntegrityError:
+            raise ConflictError("this key already exists; generate another") from None
+        return ApiKeyRecord(int(key_id), tenant_id, prefix, label, now, None, None)
+
+    def find_key(self, digest: str) -> tuple[ApiKeyRecord, TenantRecord] | None:
+        """The live key with this digest and its tenant (revoked keys are not found)."""
+        rows = self._read(
+            sa.select(
+                api_keys,
+                tenants.c.name.label("tenant_name"),
+                tenants.c.status.label("tenant_status"),
+                tenants.c.created_at.label("tenant_created_at"),
+            )
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .where(api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None))
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        tenant = TenantRecord(
+            row.tenant_id,
+            row.tenant_name,
+            TenantStatus(row.tenant_status),
+            _utc(row.tenant_created_at),  # type: ignore[arg-type]
+        )
+        return _key(row), tenant
+
+    def keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        return [
+            _key(row)
+            for row in self._read(
+                sa.select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.id)
+            )
+        ]
+
+    def revoke_key(self, tenant_id: str, key_id: int) -> None:
+        with write_transaction(self._engine) as connection:
+            done = connection.execute(
+                api_keys.update()
+                .where(
+                    api_keys.c.id == key_id,
+                    api_keys.c.tenant_id == tenant_id,
+                    api_keys.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=datetime.now(UTC))
+            ).rowcount
+        if not done:
+            raise NotFoundError(f"tenant {tenant_id!r} has no live key {key_id}")
+
+    def touch_keys(self, used: dict[int, datetime]) -> None:
+        """Record when keys were last used (batched: the hot path never writes per request)."""
+        if not used:
+            return
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                api_keys.update()
+                .where(api_keys.c.id == sa.bindparam("key_id"))
+                .values(last_used_at=sa.bindparam("used_at")),
+                [{"key_id": key_id, "used_at": when} for key_id, when in used.items()],
+            )

@@ -270,3 +270,23 @@ def render_digest(groups: Sequence[AlertGroup], t: Localizer, now: datetime) -> 
     return SlackMessage(
         text=fallback, attachments=({"color": color, "blocks": blocks, "fallback": fallback},)
     )
+
+
+def plain_view(message: SlackMessage) -> str:
+    """A readable text view of a message, as a reader would see it (previews, CLI)."""
+    lines: list[str] = []
+    attached: list[Any] = [b for a in message.attachments for b in a.get("blocks", [])]  # type: ignore[attr-defined]
+    block: Any
+    for block in [*message.blocks, *attached]:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"## {block['text']['text']}")
+        elif kind == "section":
+            if "text" in block:
+                lines.append(str(block["text"]["text"]))
+            lines += ["  " + str(f["text"]).replace("\n", ": ", 1) for f in block.get("fields", [])]
+        elif kind == "context":
+            lines += [f"  ({e['text']})" for e in block.get("elements", [])]
+        elif kind == "actions":
+            lines += [f"  [{e['text']['text']}] {e.get('url', '')}" for e in block["elements"]]
+    return "\n".join(lines) if lines else message.text

@@ -16,7 +16,9 @@ import typer
 from slack_tools import __version__
 from slack_tools.cli.common import err, open_runtime, out
 from slack_tools.cli.config_commands import config_app
+from slack_tools.cli.delivery import deadletters_app, demo, routes_app
 from slack_tools.cli.operations import db_app, keys_app
+from slack_tools.cli.tenants import tenant_app
 from slack_tools.configs import ConfigValidationError
 from slack_tools.errors import SlackToolsError
 from slack_tools.service.logging import configure_logging
@@ -29,8 +31,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(routes_app, name="routes")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.command()(demo)
 
 # --- serve --------------------------------------------------------------------------------
 

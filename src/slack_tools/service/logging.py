@@ -96,6 +96,7 @@ def configure_logging(level: str, fmt: str, *, secrets: Iterable[str] = ()) -> N
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # Libraries' debug output (request bodies, SQL) is not ours to show at DEBUG.
+    # Libraries' chatter (request bodies, SQL, selector choice) is not ours to show;
+    # their warnings and errors still come through.
     for name in ("slack_sdk", "aiohttp", "sqlalchemy", "asyncio", "watchfiles", "httpx"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

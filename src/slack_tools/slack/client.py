@@ -77,6 +77,17 @@ class SlackCallError(DeliveryError):
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    id: str
+    name: str
+    is_member: bool
+    is_archived: bool
+
+
+_MAX_PAGES = 50  # 50 000 channels: far beyond any workspace we need to search
+
+
+@dataclass(frozen=True, slots=True)
 class Posted:
     channel_id: str
     ts: str
@@ -186,6 +197,32 @@ class SlackClient:
 
     async def auth_test(self, token: str) -> Mapping[str, Any]:
         return await self._call("auth.test", token)
+
+    async def find_channel(self, token: str, channel: str) -> ChannelInfo | None:
+        """The channel named ``#name``, ``name`` or by ID, as the bot sees it; None if absent."""
+        wanted = channel.lstrip("#")
+        cursor = ""
+        for _ in range(_MAX_PAGES):
+            data = await self._call(
+                "conversations.list",
+                token,
+                types="public_channel,private_channel",
+                exclude_archived=False,
+                limit=1000,
+                cursor=cursor,
+            )
+            for item in data.get("channels", []):
+                if wanted in (item.get("id"), item.get("name")):
+                    return ChannelInfo(
+                        str(item["id"]),
+                        str(item.get("name", "")),
+                        bool(item.get("is_member")),
+                        bool(item.get("is_archived")),
+                    )
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        return None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -55,6 +55,7 @@ class ConfigWatcher:
         self.poll_database_seconds = poll_database_seconds
         self.watch_files = watch_files and bool(paths)
         self._fingerprint = files_fingerprint(self.paths)
+        self._looking = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until ``stop`` is set."""
@@ -72,15 +73,17 @@ class ConfigWatcher:
 
     async def check_files(self, trigger: str = "file") -> bool:
         """Reload if the files' content changed since the last look; True if it reloaded."""
-        fingerprint = await asyncio.to_thread(files_fingerprint, self.paths)
-        if fingerprint == self._fingerprint:
-            return False
-        status = await asyncio.to_thread(self.runtime.reload, trigger)
-        # Invalid content is not tried again until it changes; a passing failure
-        # (database unreachable) is, at the next look.
-        if not (status.outcome == "rejected" and status.retryable):
-            self._fingerprint = fingerprint
-        return True
+        # The file watch and the poll both look; one look at a time, or both would reload.
+        async with self._looking:
+            fingerprint = await asyncio.to_thread(files_fingerprint, self.paths)
+            if fingerprint == self._fingerprint:
+                return False
+            status = await asyncio.to_thread(self.runtime.reload, trigger)
+            # Invalid content is not tried again until it changes; a passing failure
+            # (database unreachable) is, at the next look.
+            if not (status.outcome == "rejected" and status.retryable):
+                self._fingerprint = fingerprint
+            return True
 
     async def _watch_files(self, stop: asyncio.Event) -> None:
         directories = sorted({p if p.is_dir() else p.parent for p in self.paths})

@@ -24,6 +24,7 @@ MAX_FIELDS = 10
 MAX_FIELD = 2000
 MAX_BUTTON = 75
 MAX_TEXT = 40_000
+MAX_URL = 3000
 
 COLORS: Mapping[Severity | str, str] = {
     Severity.CRITICAL: "#D92D20",
@@ -57,6 +58,8 @@ def clip(text: str, limit: int) -> str:
 
 def severity_name(t: Localizer, severity: Severity) -> str:
     names = {
+        # TRANSLATORS: severity of an alert, as in the header "🔴 Critical · HighErrorRate";
+        # agree it with your word for "alert".
         Severity.CRITICAL: t.gettext("Critical"),
         Severity.ERROR: t.gettext("Error"),
         Severity.WARNING: t.gettext("Warning"),
@@ -68,7 +71,9 @@ def severity_name(t: Localizer, severity: Severity) -> str:
 
 def _header(t: Localizer, group: AlertGroup) -> str:
     if group.status is Status.RESOLVED:
-        return f"{EMOJI['resolved']} {t.gettext('Resolved')} · {group.name}"
+        # TRANSLATORS: state of an alert group, as in the header "✅ Resolved · HighErrorRate".
+        resolved = t.gettext("Resolved")
+        return f"{EMOJI['resolved']} {resolved} · {group.name}"
     severity = group.severity
     return f"{EMOJI[severity]} {severity_name(t, severity)} · {group.name}"
 
@@ -88,31 +93,38 @@ def _timing(t: Localizer, group: AlertGroup, now: datetime) -> str:
     if group.status is Status.RESOLVED:
         ends = [a.ends_at for a in group.alerts if a.ends_at]
         end = max(ends) if ends else now
+        # The date comes after a separator, never inside the sentence: Slack shows it as
+        # "today" or "Yesterday" in the reader's language and zone.
         if start is None:
-            return t.gettext("Resolved at %(time)s", time=t.slack_date(end))
-        return t.gettext(
-            "Resolved at %(time)s, after %(duration)s",
-            time=t.slack_date(end),
-            duration=t.duration(end - start),
-        )
-    counts = t.ngettext("%(count)s alert firing", "%(count)s alerts firing", len(group.firing))
+            # TRANSLATORS: followed by " · " and a date.
+            return f"{t.gettext('Resolved')} · {t.slack_date(end)}"
+        resolved = t.gettext("Resolved after %(duration)s", duration=t.duration(end - start))
+        return f"{resolved} · {t.slack_date(end)}"
+    firing = len(group.firing)
     if start is None:
-        return counts
-    return t.gettext(
-        "%(counts)s · since %(time)s (%(duration)s)",
-        counts=counts,
-        time=t.slack_date(start),
+        return t.ngettext("%(count)s alert firing", "%(count)s alerts firing", firing)
+    since = t.ngettext(
+        "%(count)s alert firing for %(duration)s",
+        "%(count)s alerts firing for %(duration)s",
+        firing,
         duration=t.duration(now - start),
     )
+    return f"{since} · {t.slack_date(start)}"
 
 
-def _fields(group: AlertGroup) -> list[dict[str, str]]:
+def _fields(t: Localizer, group: AlertGroup) -> list[dict[str, str]]:
     labels = group.common_labels or (group.alerts[0].labels if len(group.alerts) == 1 else {})
     shown = [(k, v) for k, v in sorted(labels.items()) if k not in _SHOWN_ELSEWHERE]
-    return [
+    room = MAX_FIELDS if len(shown) <= MAX_FIELDS else MAX_FIELDS - 1
+    fields = [
         {"type": "mrkdwn", "text": clip(f"*{escape(name)}*\n{escape(value)}", MAX_FIELD)}
-        for name, value in shown[:MAX_FIELDS]
+        for name, value in shown[:room]
     ]
+    if len(shown) > room:
+        hidden = len(shown) - room
+        more = t.ngettext("and %(count)s more label", "and %(count)s more labels", hidden)
+        fields.append({"type": "mrkdwn", "text": f"_{more}_"})
+    return fields
 
 
 def _alert_line(t: Localizer, alert: Alert, common: Mapping[str, str]) -> str:
@@ -123,6 +135,7 @@ def _alert_line(t: Localizer, alert: Alert, common: Mapping[str, str]) -> str:
     if description:
         parts.append(escape(description))
     if alert.value:
+        # TRANSLATORS: the measured value that triggered the alert, e.g. "value: B=91.2".
         parts.append(t.gettext("value: %(value)s", value=escape(alert.value)))
     return clip(" — ".join(parts), MAX_SECTION)
 
@@ -132,10 +145,13 @@ def _buttons(t: Localizer, group: AlertGroup) -> list[dict[str, Any]]:
     if first is None:
         return []
     candidates = [
+        # TRANSLATORS: button opening the graph or rule that produced the alert.
         ("source", t.gettext("Source"), first.generator),
+        # TRANSLATORS: button opening the procedure to follow for this alert.
         ("runbook", t.gettext("Runbook"), first.runbook),
         ("dashboard", t.gettext("Dashboard"), first.dashboard),
         ("panel", t.gettext("Panel"), first.panel),
+        # TRANSLATORS: button that silences the alert (Alertmanager/Grafana), a verb.
         ("silence", t.gettext("Silence"), group.silence_url or first.silence),
     ]
     return [
@@ -146,7 +162,8 @@ def _buttons(t: Localizer, group: AlertGroup) -> list[dict[str, Any]]:
             "url": url,
         }
         for name, label, url in candidates
-        if url
+        # A longer URL makes Slack refuse the whole message; the link is dropped instead.
+        if url and len(url) <= MAX_URL
     ]
 
 
@@ -156,8 +173,8 @@ def _color(group: AlertGroup) -> str:
 
 def fallback_text(t: Localizer, group: AlertGroup) -> str:
     summary, _ = _summary(group)
-    head = _header(t, group)
-    return clip(f"{head}: {summary}" if summary else head, MAX_TEXT)
+    head = escape(_header(t, group))
+    return clip(f"{head}: {escape(summary)}" if summary else head, MAX_TEXT)
 
 
 def render_group(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage:
@@ -173,14 +190,18 @@ def render_group(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage
         }
     ]
     summary, description = _summary(group)
-    text = "\n".join(
-        p for p in (f"*{escape(summary)}*" if summary else "", escape(description)) if p
+    value = group.alerts[0].value if len(group.alerts) == 1 else None
+    parts = (
+        f"*{escape(summary)}*" if summary else "",
+        escape(description),
+        t.gettext("value: %(value)s", value=escape(value)) if value else "",
     )
+    text = "\n".join(p for p in parts if p)
     if text:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
         )
-    fields = _fields(group)
+    fields = _fields(t, group)
     if fields:
         blocks.append({"type": "section", "fields": fields})
     blocks.append(
@@ -213,7 +234,8 @@ def render_group(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage
         ]
         if len(shown) < len(ordered):
             hidden = len(ordered) - len(shown)
-            blocks.append(_context(t.ngettext("and %(count)s more", "and %(count)s more", hidden)))
+            more = t.ngettext("and %(count)s more alert", "and %(count)s more alerts", hidden)
+            blocks.append(_context(more))
     blocks += tail
     attachment = {"color": _color(group), "blocks": blocks, "fallback": fallback_text(t, group)}
     return SlackMessage(text=fallback_text(t, group), attachments=(attachment,))
@@ -225,7 +247,9 @@ def _context(text: str) -> dict[str, Any]:
 
 def render_reply(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage:
     """A short thread reply saying what changed (the parent message shows the whole group)."""
-    return SlackMessage(text=clip(f"{_header(t, group)} — {_timing(t, group, now)}", MAX_TEXT))
+    return SlackMessage(
+        text=clip(f"{escape(_header(t, group))} — {_timing(t, group, now)}", MAX_TEXT)
+    )
 
 
 def render_digest(groups: Sequence[AlertGroup], t: Localizer, now: datetime) -> SlackMessage:
@@ -259,7 +283,8 @@ def render_digest(groups: Sequence[AlertGroup], t: Localizer, now: datetime) -> 
         )
     if len(shown) < len(ordered):
         hidden = len(ordered) - len(shown)
-        blocks.append(_context(t.ngettext("and %(count)s more", "and %(count)s more", hidden)))
+        more = t.ngettext("and %(count)s more group", "and %(count)s more groups", hidden)
+        blocks.append(_context(more))
     worst = max(
         (g.severity for g in groups if g.status is Status.FIRING),
         key=lambda s: s.rank,

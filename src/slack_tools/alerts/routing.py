@@ -53,7 +53,11 @@ def route_group(group: AlertGroup, tenant: TenantConfig) -> tuple[Target, ...]:
     for index, route in enumerate(tenant.routes):
         if not all(m.matches(labels) for m in _matchers(route.matchers)):
             continue
-        targets.setdefault(route.channel, _route_target(group, tenant, route, index))
+        target = _route_target(group, tenant, route, index)
+        known = targets.get(route.channel)
+        # Two routes to one channel: the first decides, unless only a later one lets it through.
+        if known is None or (target.passes_threshold and not known.passes_threshold):
+            targets[route.channel] = target
         if not route.continue_:
             break
     if not targets:

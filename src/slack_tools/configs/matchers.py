@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 _SYNTAX = re.compile(
-    r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$'
+    r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*'
 )
+# Inside quotes, as in Alertmanager (pkg/labels/parse.go): \\ \" and \n are escapes;
+# any other backslash is kept, so a regular expression such as 5\d\d survives.
+_ESCAPES = re.compile(r'\\([\\"n])')
+
+
+def _unescape(quoted: str) -> str:
+    return _ESCAPES.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), quoted)
 
 
 class Operator(StrEnum):
@@ -47,12 +54,12 @@ class Matcher:
 
 def parse_matcher(text: str) -> Matcher:
     """Parse one matcher; raises ValueError saying what form was expected."""
-    found = _SYNTAX.match(text)
+    found = _SYNTAX.fullmatch(text)
     if found is None:
         raise ValueError('expected a label matcher such as severity="critical" or team=~"db|infra"')
     name, symbol = found.group(1), found.group(2)
     quoted, bare = found.group(3), found.group(4)
-    value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else (bare or "")
+    value = _unescape(quoted) if quoted is not None else (bare or "")
     operator = Operator(symbol)
     pattern = None
     if operator in (Operator.REGEX, Operator.NOT_REGEX):

@@ -223,8 +223,10 @@ def write_group(
                     updated_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["tenant_id", "group_hash"])
-            ).rowcount
-            if not inserted:
+                # RETURNING, not rowcount: psycopg reports -1 rows for INSERT … ON CONFLICT.
+                .returning(alert_groups.c.group_hash)
+            ).first()
+            if inserted is None:
                 continue  # another instance created it meanwhile: read it and merge again
             episode = 1
         else:
@@ -259,20 +261,26 @@ def _mark_pending(
     now: datetime,
 ) -> int:
     touched = 0
+    of_group = sa.and_(deliveries.c.tenant_id == tenant_id, deliveries.c.group_hash == group_hash)
     for target in targets:
         if status == "firing" and target.passes_threshold:
-            touched += _upsert_delivery(connection, tenant_id, group_hash, target, now)
+            _upsert_delivery(connection, tenant_id, group_hash, target, now)
+            touched += 1
         else:
             # Below the threshold, or resolved: only a channel already told hears of it.
             touched += connection.execute(
                 deliveries.update()
-                .where(
-                    deliveries.c.tenant_id == tenant_id,
-                    deliveries.c.group_hash == group_hash,
-                    deliveries.c.channel == target.channel,
-                )
+                .where(of_group, deliveries.c.channel == target.channel)
                 .values(**_bump(now))
             ).rowcount
+    # A channel that was told but is no longer routed to (the routes changed) still hears
+    # of every change, so that a notified alert's resolve always goes through.
+    routed = [target.channel for target in targets]
+    touched += connection.execute(
+        deliveries.update()
+        .where(of_group, deliveries.c.channel.not_in(routed), deliveries.c.message_ts.is_not(None))
+        .values(**_bump(now))
+    ).rowcount
     return touched
 
 
@@ -295,7 +303,7 @@ def _bump(now: datetime) -> dict[str, Any]:
 
 def _upsert_delivery(
     connection: sa.Connection, tenant_id: str, group_hash: str, target: TargetWrite, now: datetime
-) -> int:
+) -> None:
     statement = _insert(connection, deliveries).values(
         tenant_id=tenant_id,
         group_hash=group_hash,
@@ -313,7 +321,7 @@ def _upsert_delivery(
         index_elements=["tenant_id", "group_hash", "channel"],
         set_={**_bump(now), "locale": statement.excluded.locale},
     )
-    return int(connection.execute(statement).rowcount or 1)
+    connection.execute(statement)
 
 
 # --- dispatch ---------------------------------------------------------------------------
@@ -442,7 +450,8 @@ def record_sent(connection: sa.Connection, sent: Sequence[Sent], now: datetime) 
         .values(
             delivered_version=sa.bindparam("b_version"),
             state=sa.case((same, DeliveryState.DONE.value), else_=DeliveryState.PENDING.value),
-            pending_since=sa.case((same, None), else_=deliveries.c.pending_since),
+            # Changed during the send: pending since that change (stamped in updated_at).
+            pending_since=sa.case((same, None), else_=deliveries.c.updated_at),
             attempts=0,
             last_error=None,
             lease_owner=None,

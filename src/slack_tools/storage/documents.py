@@ -53,7 +53,7 @@ class DocumentKey:
             ("tenant", self.tenant_id, tenant_needed),
             ("user", self.user_id, user_needed),
         ):
-            if needed and not _ID.match(value):
+            if needed and not _ID.fullmatch(value):
                 raise ValueError(
                     f"invalid {name} id {value!r}: letters, digits and . _ @ - (at most 128)"
                 )

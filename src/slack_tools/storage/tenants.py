@@ -75,7 +75,7 @@ def _key(row: Any) -> ApiKeyRecord:
 
 def check_tenant_id(tenant_id: str) -> str:
     """Tenant ids are lowercase letters, digits, ``_ . -``: they appear in URLs, files, metrics."""
-    if not TENANT_ID.match(tenant_id):
+    if not TENANT_ID.fullmatch(tenant_id):
         raise ValueError(
             f"invalid tenant id {tenant_id!r}: use lowercase letters, digits, _ . - "
             "(at most 128, starting with a letter or digit)"

@@ -56,12 +56,17 @@ def link(value: str | None) -> str | None:
     return None
 
 
+def _quoted(value: str) -> str:
+    """A label value inside Alertmanager's double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def alertmanager_silence_url(external_url: str | None, labels: Mapping[str, str]) -> str | None:
     """Alertmanager's "new silence" page prefilled with the alert's labels."""
     base = link(external_url)
     if base is None or not labels:
         return None
-    matchers = ",".join(f'{name}="{value}"' for name, value in sorted(labels.items()))
+    matchers = ",".join(f'{name}="{_quoted(value)}"' for name, value in sorted(labels.items()))
     return f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
 
 

@@ -69,23 +69,23 @@ def parse(body: bytes) -> list[AlertGroup]:
             "too many alerts",
             errors=[{"field": "<body>", "message": f"at most {MAX_ALERTS} alerts per request"}],
         )
-    groups: dict[str, list[Alert]] = {}
+    # Per group, one alert per fingerprint: a later entry of the same alert wins.
+    groups: dict[str, dict[str, Alert]] = {}
     for item in items:
         key = item.group_key or f"generic/{item.labels['alertname']}"
-        groups.setdefault(key, []).append(
-            Alert(
-                fingerprint=item.fingerprint or label_fingerprint(item.labels),
-                status=Status(item.status),
-                labels=item.labels,
-                annotations=item.annotations,
-                starts_at=moment(item.startsAt),
-                ends_at=moment(item.endsAt),
-                links=Links(
-                    generator=link(item.generatorURL),
-                    runbook=link(item.annotations.get("runbook_url")),
-                ),
-            )
+        alert = Alert(
+            fingerprint=item.fingerprint or label_fingerprint(item.labels),
+            status=Status(item.status),
+            labels=item.labels,
+            annotations=item.annotations,
+            starts_at=moment(item.startsAt),
+            ends_at=moment(item.endsAt),
+            links=Links(
+                generator=link(item.generatorURL),
+                runbook=link(item.annotations.get("runbook_url")),
+            ),
         )
+        groups.setdefault(key, {})[alert.fingerprint] = alert
     return [
         AlertGroup(
             source=Source.GENERIC,
@@ -96,5 +96,6 @@ def parse(body: bytes) -> list[AlertGroup]:
             common_labels=common_labels(tuple(alerts)),
             replaces=False,
         )
-        for key, alerts in groups.items()
+        for key, by_fingerprint in groups.items()
+        for alerts in [list(by_fingerprint.values())]
     ]

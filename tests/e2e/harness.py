@@ -170,21 +170,19 @@ class Service:
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def metric(self, name: str, **labels: str) -> float:
-        """The value of one sample of /metrics (0 if absent)."""
+        """The sum of the samples of ``name`` in /metrics whose labels include ``labels``."""
         text = httpx.get(self.url + "/metrics", timeout=10).text
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        wanted = {f'{k}="{v}"' for k, v in labels.items()}
         total = 0.0
         for line in text.splitlines():
-            if line.startswith("#") or not line.startswith(name):
+            if line.startswith("#"):
                 continue
             series, _, value = line.rpartition(" ")
-            if labels:
-                inner = series[series.find("{") + 1 : series.rfind("}")]
-                if ",".join(sorted(inner.split(","))) != wanted:
-                    continue
-            elif series != name:
+            metric, _, inner = series.partition("{")
+            if metric != name:
                 continue
-            total += float(value)
+            if wanted <= set(inner.rstrip("}").split(",")):
+                total += float(value)
         return total
 
     def cli(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from slack_tools.configs.schema import Severity
@@ -80,7 +81,7 @@ class Links:
     panel: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Alert:
     """One alert, normalised."""
 
@@ -97,7 +98,7 @@ class Alert:
     def name(self) -> str:
         return self.labels.get("alertname", "alert")
 
-    @property
+    @cached_property
     def severity(self) -> Severity:
         return parse_severity(self.labels.get("severity"))[0]
 
@@ -106,7 +107,7 @@ class Alert:
         return self.status is Status.RESOLVED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AlertGroup:
     """A notification: a group of alerts as the sender sees it now.
 
@@ -129,12 +130,12 @@ class AlertGroup:
     silence_url: str | None = None
     replaces: bool = True
 
-    @property
+    @cached_property
     def group_hash(self) -> str:
         """A short, fixed-size id for the group key (keys can be hundreds of characters)."""
         return hashlib.sha256(self.group_key.encode("utf-8")).hexdigest()[:32]
 
-    @property
+    @cached_property
     def state_hash(self) -> str:
         """What the group looks like: its status and each alert's fingerprint and status.
 
@@ -145,7 +146,7 @@ class AlertGroup:
         canonical = f"{self.status.value}|{'|'.join(parts)}|{self.truncated_alerts}"
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
-    @property
+    @cached_property
     def severity(self) -> Severity:
         """The highest severity among the group's firing alerts (or all, if none fires)."""
         firing = [a for a in self.alerts if not a.is_resolved] or list(self.alerts)

@@ -188,6 +188,14 @@ class Section(BaseModel):
 class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: Port = Field(8080, description="TCP port of the HTTP server.")
+    workers: PositiveInt = Field(
+        1,
+        description=(
+            "Processes serving HTTP and dispatching, each an instance sharing the database. "
+            "Worth it on PostgreSQL; on SQLite writers queue for one lock and it does not "
+            "help (bench/ingest.py). Keep 1 with slack.mock: the fake is per process."
+        ),
+    )
     public_url: str | None = Field(
         None, description="URL at which users reach the service (links in messages, dev page)."
     )

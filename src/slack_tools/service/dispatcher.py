@@ -57,6 +57,8 @@ from slack_tools.storage import delivery as outbox
 log = structlog.get_logger(__name__)
 
 DIGEST_MAX_GROUPS = 45  # a digest stays under Slack's 50 blocks with its header lines
+MIN_CYCLE_SECONDS = 0.02
+NOT_BEFORE_LIMIT = 10_000
 
 
 class Action(StrEnum):
@@ -148,6 +150,7 @@ class Dispatcher:
         self._in_flight: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._tenant_load: dict[str, int] = defaultdict(int)
+        self._not_before: dict[tuple[str, str], float] = {}
         self.last_cycle: float | None = None
         self.stopping = False
 
@@ -160,12 +163,16 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send until ``stop`` is set; then finish the sends in flight."""
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 await self.cycle()
             except SlackToolsError as exc:  # the database is away: keep trying, say so
                 log.warning("dispatcher.cycle_failed", error=str(exc))
             self.last_cycle = time.time()
             self.metrics.dispatcher_heartbeat.set(self.last_cycle)
+            # Wake-ups (each accepted request, each finished send) are coalesced: under load
+            # one look per MIN_CYCLE_SECONDS, not one database query per request.
+            await asyncio.sleep(max(0.0, MIN_CYCLE_SECONDS - (time.monotonic() - started)))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
@@ -200,10 +207,13 @@ class Dispatcher:
         now = self.clock()
         works = await asyncio.to_thread(self._ready, now, max(settings.concurrency * 4, 64))
         started = 0
+        now_monotonic = time.monotonic()
+        if len(self._not_before) > NOT_BEFORE_LIMIT:  # forget the pacing that has passed
+            self._not_before = {k: t for k, t in self._not_before.items() if t > now_monotonic}
         for work in _round_robin(works):
             key = (work.tenant_id, work.channel)
-            if key in self._in_flight:
-                continue
+            if key in self._in_flight or self._not_before.get(key, 0.0) > now_monotonic:
+                continue  # busy, or paced: claiming now would only give the rows back
             if len(self._tasks) >= settings.concurrency:
                 break
             if self._tenant_load[work.tenant_id] >= settings.tenant_concurrency:
@@ -247,6 +257,15 @@ class Dispatcher:
         except asyncio.CancelledError:
             await asyncio.to_thread(self._release, claimed, self.clock(), False, None)
             raise
+        except Exception as exc:  # a bug must not leave rows leased and retried forever
+            log.exception("dispatcher.delivery_crashed", tenant=work.tenant_id)
+            reason = f"internal_error: {type(exc).__name__}"
+            self.metrics.delivery_errors.labels(tenant=work.tenant_id, reason="internal").inc()
+            if max(c.attempts for c in claimed) + 1 >= config.resilience.max_attempts:
+                await self._bury(claimed, reason)
+            else:
+                later = self.clock() + timedelta(seconds=config.resilience.backoff_max_seconds)
+                await asyncio.to_thread(self._release, claimed, later, True, reason)
 
     def _claim(
         self, work: outbox.ChannelWork, now: datetime, lease: datetime, limit: int
@@ -294,6 +313,7 @@ class Dispatcher:
         wait = await self.limiter.try_acquire_all(_requests(plan, workspace, work.channel, budgets))
         if wait > 0:
             breaker.record_ignored()
+            self._not_before[(work.tenant_id, work.channel)] = time.monotonic() + wait
             await self._later(claimed, wait)
             return
         await self._send(plan, token, workspace, work, tenant, budgets, breaker)

@@ -260,6 +260,7 @@ def _store(
                 merge=group_merger(group),
                 targets=targets,
                 now=now,
+                merge_needs_alerts=not group.replaces,
             )
             for group, targets in writes
         ]

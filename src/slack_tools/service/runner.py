@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from slack_tools.configs import ConfigRuntime, set_default_runtime
 from slack_tools.service.app import create_app
@@ -27,9 +28,49 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def worker_app() -> FastAPI:
+    """The application of one worker process (``server.workers`` > 1): its own instance."""
+    runtime = ConfigRuntime.from_environ()
+    runtime.start()
+    config = runtime.config
+    configure_logging(
+        config.monitoring.log_level, config.monitoring.log_format, secrets=known_secrets(runtime)
+    )
+    set_default_runtime(runtime)
+    return create_app(build_service(runtime, port=config.server.port))
+
+
+def serve_workers(runtime: ConfigRuntime, host: str, port: int) -> None:
+    """Several worker processes under uvicorn's supervisor; SIGHUP restarts them gracefully."""
+    config = runtime.config
+    configure_logging(
+        config.monitoring.log_level, config.monitoring.log_format, secrets=known_secrets(runtime)
+    )
+    log.info(
+        "service.starting",
+        environment=config.environment.value,
+        workers=config.server.workers,
+        address=f"http://{host}:{port}",
+    )
+    uvicorn.run(
+        "slack_tools.service.runner:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=config.server.workers,
+        log_config=None,
+        access_log=config.server.access_log,
+        timeout_graceful_shutdown=int(config.server.graceful_shutdown_seconds),
+        server_header=False,
+    )
+
+
 def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None = None) -> None:
     """Run until SIGINT/SIGTERM; SIGHUP reloads the configuration."""
     config = runtime.config
+    if config.server.workers > 1:
+        serve_workers(runtime, host or config.server.host, port or config.server.port)
+        return
     configure_logging(
         config.monitoring.log_level, config.monitoring.log_format, secrets=known_secrets(runtime)
     )

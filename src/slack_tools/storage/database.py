@@ -113,6 +113,9 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
     Commits when the block ends, rolls back if it raises.
     """
     with engine.connect() as connection:
+        # Begun explicitly, so that statements run on the raw DBAPI cursor (group_writes)
+        # belong to the transaction that commit() ends.
+        connection.begin()
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:

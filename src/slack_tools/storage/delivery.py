@@ -23,6 +23,7 @@ from typing import Any, overload
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from slack_tools.storage import group_writes as sql
 from slack_tools.storage.tables import alert_groups, deliveries
 
 
@@ -191,137 +192,91 @@ def write_group(
     merge: Merge,
     targets: Sequence[TargetWrite],
     now: datetime,
+    merge_needs_alerts: bool = True,
 ) -> GroupResult:
     """Store a group's new state and mark its deliveries pending, in the caller's transaction.
 
     The stored row is read with a row lock (PostgreSQL), so two instances receiving
     the same notification at once see each other's write: the second finds the state
-    unchanged and queues nothing.
+    unchanged and queues nothing. ``merge_needs_alerts=False`` spares reading the
+    stored alerts when the new state replaces them whole (Alertmanager, Grafana).
     """
+    driver = sql.Driver(connection)
+    key = {"tenant_id": tenant_id, "group_hash": group_hash}
+    stamp = driver.when(now)
     for _ in range(3):
-        row = connection.execute(
-            sa.select(alert_groups).where(_group_key(tenant_id, group_hash)).with_for_update()
-        ).first()
-        stored = _stored(row) if row is not None else None
-        change = merge(stored)
-        if stored is not None and stored.state_hash == change.state_hash:
-            return GroupResult(group_hash, WriteOutcome.DUPLICATE, 0)
-        if stored is None:
-            inserted = connection.execute(
-                _insert(connection, alert_groups)
-                .values(
-                    tenant_id=tenant_id,
-                    group_hash=group_hash,
-                    group_key=group_key,
-                    source=source,
-                    status=change.status,
-                    state_hash=change.state_hash,
-                    episode=1,
-                    alerts=change.alerts,
-                    meta=change.meta,
-                    received_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["tenant_id", "group_hash"])
-                # RETURNING, not rowcount: psycopg reports -1 rows for INSERT … ON CONFLICT.
-                .returning(alert_groups.c.group_hash)
-            ).first()
-            if inserted is None:
-                continue  # another instance created it meanwhile: read it and merge again
-            episode = 1
+        if merge_needs_alerts:
+            row = driver.execute(sql.SELECT_FULL, key).fetchone()
+            stored = _stored_row(driver, row) if row is not None else None
+            state = (stored.state_hash, stored.status, stored.episode) if stored else None
         else:
-            refired = stored.status == "resolved" and change.status == "firing"
-            episode = stored.episode + 1 if refired else stored.episode
-            connection.execute(
-                alert_groups.update()
-                .where(_group_key(tenant_id, group_hash))
-                .values(
-                    status=change.status,
-                    state_hash=change.state_hash,
-                    episode=episode,
-                    alerts=change.alerts,
-                    meta=change.meta,
-                    received_at=now,
-                    updated_at=now,
-                )
-            )
-        touched = _mark_pending(connection, tenant_id, group_hash, change.status, targets, now)
+            found = driver.execute(sql.SELECT_STATE, key).fetchone()
+            state = (found[0], found[1], found[2]) if found is not None else None
+            stored = None
+        change = merge(stored)
+        if state is not None and state[0] == change.state_hash:
+            return GroupResult(group_hash, WriteOutcome.DUPLICATE, 0)
+        values = {
+            **key,
+            "status": change.status,
+            "state_hash": change.state_hash,
+            "now": stamp,
+            "alerts": driver.json(change.alerts),
+            "meta": driver.json(change.meta),
+        }
+        if state is None:
+            values.update(group_key=group_key, source=source)
+            if driver.execute(sql.INSERT_GROUP, values).fetchone() is None:
+                continue  # another instance created it meanwhile: read it and merge again
+        else:
+            refired = state[1] == "resolved" and change.status == "firing"
+            values["episode"] = state[2] + 1 if refired else state[2]
+            driver.execute(sql.UPDATE_GROUP, values)
+        touched = _mark_pending(driver, key, change.status, targets, stamp)
         outcome = WriteOutcome.QUEUED if touched else WriteOutcome.UNROUTED
         return GroupResult(group_hash, outcome, touched)
     msg = f"group {group_hash} kept changing under concurrent writes"
     raise RuntimeError(msg)
 
 
+def _stored_row(driver: sql.Driver, row: Sequence[Any]) -> StoredGroup:
+    return StoredGroup(
+        tenant_id=row[0],
+        group_hash=row[1],
+        group_key=row[2],
+        source=row[3],
+        status=row[4],
+        state_hash=row[5],
+        episode=int(row[6]),
+        alerts=list(driver.load(row[7])),
+        meta=dict(driver.load(row[8])),
+        received_at=driver.read_time(row[9]),
+        updated_at=driver.read_time(row[10]),
+    )
+
+
 def _mark_pending(
-    connection: sa.Connection,
-    tenant_id: str,
-    group_hash: str,
+    driver: sql.Driver,
+    key: dict[str, str],
     status: str,
     targets: Sequence[TargetWrite],
-    now: datetime,
+    stamp: Any,
 ) -> int:
     touched = 0
-    of_group = sa.and_(deliveries.c.tenant_id == tenant_id, deliveries.c.group_hash == group_hash)
     for target in targets:
+        params = {**key, "channel": target.channel, "locale": target.locale, "now": stamp}
         if status == "firing" and target.passes_threshold:
-            _upsert_delivery(connection, tenant_id, group_hash, target, now)
+            driver.execute(sql.UPSERT_DELIVERY, params)
             touched += 1
         else:
             # Below the threshold, or resolved: only a channel already told hears of it.
-            touched += connection.execute(
-                deliveries.update()
-                .where(of_group, deliveries.c.channel == target.channel)
-                .values(**_bump(now))
-            ).rowcount
+            touched += int(driver.execute(sql.BUMP_CHANNEL, params).rowcount)
     # A channel that was told but is no longer routed to (the routes changed) still hears
     # of every change, so that a notified alert's resolve always goes through.
-    routed = [target.channel for target in targets]
-    touched += connection.execute(
-        deliveries.update()
-        .where(of_group, deliveries.c.channel.not_in(routed), deliveries.c.message_ts.is_not(None))
-        .values(**_bump(now))
-    ).rowcount
+    channels = [target.channel for target in targets]
+    params = {**key, "now": stamp, **sql.routed_params(channels)}
+    touched += int(driver.execute(sql.bump_told_elsewhere(len(channels)), params).rowcount)
     return touched
-
-
-def _bump(now: datetime) -> dict[str, Any]:
-    """A new version to deliver: pending again, revived if it was dead, backoff kept."""
-    was_dead = deliveries.c.state == DeliveryState.DEAD.value
-    return {
-        "version": deliveries.c.version + 1,
-        "state": DeliveryState.PENDING.value,
-        "attempts": sa.case((was_dead, 0), else_=deliveries.c.attempts),
-        "last_error": sa.case((was_dead, None), else_=deliveries.c.last_error),
-        "pending_since": sa.func.coalesce(deliveries.c.pending_since, now),
-        "available_at": sa.case(
-            (sa.and_(~was_dead, deliveries.c.available_at > now), deliveries.c.available_at),
-            else_=now,
-        ),
-        "updated_at": now,
-    }
-
-
-def _upsert_delivery(
-    connection: sa.Connection, tenant_id: str, group_hash: str, target: TargetWrite, now: datetime
-) -> None:
-    statement = _insert(connection, deliveries).values(
-        tenant_id=tenant_id,
-        group_hash=group_hash,
-        channel=target.channel,
-        locale=target.locale,
-        state=DeliveryState.PENDING.value,
-        version=1,
-        delivered_version=0,
-        attempts=0,
-        available_at=now,
-        pending_since=now,
-        updated_at=now,
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["tenant_id", "group_hash", "channel"],
-        set_={**_bump(now), "locale": statement.excluded.locale},
-    )
-    connection.execute(statement)
 
 
 # --- dispatch ---------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_alertmanager_zero_end_time_becomes_none() -> None:
 
 
 def test_alertmanager_links_are_generator_runbook_and_silence() -> None:
-    """Links come from generatorURL, the runbook_url annotation and a silence per alert."""
+    """Links come from generatorURL and runbook_url; the silence covers the group's labels."""
     group = parse_one(Source.ALERTMANAGER, ALERTMANAGER_SAMPLE)
     first, second = group.alerts
     assert first.links.generator == ALERTMANAGER_SAMPLE["alerts"][0]["generatorURL"]
@@ -122,8 +122,8 @@ def test_alertmanager_links_are_generator_runbook_and_silence() -> None:
     assert second.links.runbook is None
     assert first.links.dashboard is None
     assert first.links.panel is None
-    assert silence_filter(first.links.silence) == matcher_list(first.labels)
-    assert silence_filter(second.links.silence) == matcher_list(second.labels)
+    assert first.links.silence is None  # the message's one silence button is the group's
+    assert silence_filter(group.silence_url) == matcher_list(group.common_labels)
 
 
 def silence_filter(url: str | None) -> str:

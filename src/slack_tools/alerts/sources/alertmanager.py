@@ -65,7 +65,6 @@ def parse(body: bytes) -> list[AlertGroup]:
             links=Links(
                 generator=link(item.generatorURL),
                 runbook=link(item.annotations.get("runbook_url")),
-                silence=alertmanager_silence_url(webhook.externalURL, item.labels),
             ),
         )
         for item in webhook.alerts

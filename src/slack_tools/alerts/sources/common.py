@@ -46,7 +46,14 @@ def moment(value: datetime | None) -> datetime | None:
     """A UTC time, or None for a missing or zero time (0001-01-01)."""
     if value is None or value.year <= ZERO_TIME_YEAR:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 has no UTC equivalent
+        raise PayloadError(
+            "a time is out of range",
+            errors=[{"field": "startsAt/endsAt", "message": "not representable in UTC"}],
+        ) from None
 
 
 def link(value: str | None) -> str | None:

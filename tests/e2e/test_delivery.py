@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.e2e.harness import (
     FakeSlackServer,
     Service,
     alertmanager_payload,
+    restart,
     start_fake,
     start_service,
     wait_for,
@@ -203,3 +205,16 @@ def test_wrong_or_missing_key_is_refused(service: Service) -> None:
     for response in (missing, wrong):
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_sigterm_finishes_the_send_in_flight(fake: FakeSlackServer, service: Service) -> None:
+    """SIGTERM during a slow send: the send completes and is recorded, and the exit is 0."""
+    fake.faults(method="chat.postMessage", latency=2.0, times=1)
+    service.post("/api/v1/alerts/alertmanager", alertmanager_payload("Shutdown"), tenant="acme")
+    time.sleep(0.7)  # claimed, waiting for Slack's answer
+    assert service.process.terminate(timeout=60) == 0
+    assert len(fake.messages()) == 1
+    restart(service)
+    time.sleep(2)  # a send that was not recorded would be repeated within this time
+    assert len(fake.requests("chat.postMessage")) == 1
+    assert service.metric("slack_tools_outbox_depth", tenant="acme") == 0

@@ -52,7 +52,13 @@ def main(argv: list[str]) -> int:
     if action == "serve":
         return run(str(BIN / "slack-tools"), "serve", *rest)
     if action == "test":
-        return run(str(BIN / "python"), "-m", "pytest", *rest)
+        # One worker per core; a test file stays on one worker (its servers and fixtures).
+        parallel = (
+            []
+            if any(arg.startswith("-n") for arg in rest)
+            else ["-n", "auto", "--dist", "loadfile"]
+        )
+        return run(str(BIN / "python"), "-m", "pytest", *parallel, *rest)
     if action == "lint":
         return run(str(BIN / "ruff"), "check", ".") or run(str(BIN / "mypy"))
     if action == "cli":

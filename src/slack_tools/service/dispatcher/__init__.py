@@ -21,14 +21,11 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
 import structlog
 
-from slack_tools.alerts.models import SlackMessage, Status, group_from_stored
-from slack_tools.alerts.render import render_digest, render_group, render_reply
+from slack_tools.alerts.models import SlackMessage
 from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.circuit_breaker import (
     BreakerRegistry,
@@ -40,13 +37,17 @@ from slack_tools.configs.localization import Catalogs
 from slack_tools.configs.metrics import ServiceMetrics
 from slack_tools.configs.schema import AppConfig, TenantConfig
 from slack_tools.errors import SlackToolsError
+from slack_tools.service.dispatcher.pacing import SharedLimiter
+from slack_tools.service.dispatcher.planning import (
+    Action,
+    Budgets,
+    Plan,
+    pacing_requests,
+    plan_delivery,
+)
 from slack_tools.slack.client import Outcome, Posted, SlackCallError, SlackClient, workspace_of
 from slack_tools.slack.ratelimit import (
-    Bucket,
-    MemoryRateLimiter,
     RateLimiter,
-    RateLimiterUnavailableError,
-    Request,
     channel_posts_key,
     workspace_posts_key,
     workspace_updates_key,
@@ -59,63 +60,6 @@ log = structlog.get_logger(__name__)
 DIGEST_MAX_GROUPS = 45  # a digest stays under Slack's 50 blocks with its header lines
 MIN_CYCLE_SECONDS = 0.02
 NOT_BEFORE_LIMIT = 10_000
-
-
-class Action(StrEnum):
-    POST = "posted"
-    UPDATE = "updated"
-    REPLY = "replied"
-    DIGEST = "digest"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One Slack call for a channel's claimed work."""
-
-    action: Action
-    message: SlackMessage
-    rows: tuple[outbox.Claimed, ...]
-    episodes: tuple[int, ...]  # the episode of each row's group, as sent
-    thread_ts: str | None = None
-    reply: SlackMessage | None = None  # optional thread reply after an update (resolved)
-
-
-@dataclass(frozen=True)
-class Budgets:
-    channel_posts: Bucket
-    workspace_posts: Bucket
-    workspace_updates: Bucket
-
-    @classmethod
-    def from_config(cls, config: AppConfig) -> Budgets:
-        settings = config.delivery
-        return cls(
-            Bucket(settings.channel_posts_per_second, 1.0),
-            Bucket(settings.workspace_posts_per_second, settings.workspace_posts_per_second),
-            Bucket.per_minute(settings.updates_per_minute, burst=5.0),
-        )
-
-
-class SharedLimiter:
-    """Redis buckets when configured, falling back to this process's own when Redis fails."""
-
-    def __init__(self, shared: RateLimiter | None) -> None:
-        self._shared = shared
-        self._local = MemoryRateLimiter()
-
-    async def try_acquire_all(self, requests: Sequence[Request]) -> float:
-        if self._shared is not None:
-            try:
-                return await self._shared.try_acquire_all(requests)
-            except RateLimiterUnavailableError:
-                log.warning("ratelimit.redis_unavailable", fallback="memory")
-        return await self._local.try_acquire_all(requests)
-
-    async def penalise(self, key: str, bucket: Bucket, seconds: float) -> None:
-        if self._shared is not None:
-            with contextlib.suppress(RateLimiterUnavailableError):
-                await self._shared.penalise(key, bucket, seconds)
-        await self._local.penalise(key, bucket, seconds)
 
 
 class Dispatcher:
@@ -310,7 +254,9 @@ class Dispatcher:
             await self._bury(claimed, "group_missing: the group's state is no longer stored")
             return
         budgets = Budgets.from_config(config)
-        wait = await self.limiter.try_acquire_all(_requests(plan, workspace, work.channel, budgets))
+        wait = await self.limiter.try_acquire_all(
+            pacing_requests(plan, workspace, work.channel, budgets)
+        )
         if wait > 0:
             breaker.record_ignored()
             self._not_before[(work.tenant_id, work.channel)] = time.monotonic() + wait
@@ -331,39 +277,13 @@ class Dispatcher:
         stored: Mapping[str, outbox.StoredGroup],
         tenant: TenantConfig,
     ) -> Plan | None:
-        groups = {
-            h: group_from_stored(s.source, s.group_key, s.status, s.alerts, s.meta)
-            for h, s in stored.items()
-        }
-        now = self.clock()
-        present = [c for c in claimed if c.group_hash in groups]
-        if not present:
-            return None
-        first = present[0]
-        localizer = self.catalogs.localizer(first.locale, tenant.timezone)
-        if len(present) > 1:
-            message = render_digest([groups[c.group_hash] for c in present], localizer, now)
-            episodes = tuple(stored[c.group_hash].episode for c in present)
-            return Plan(Action.DIGEST, message, tuple(present), episodes)
-        group = groups[first.group_hash]
-        episode = (stored[first.group_hash].episode,)
-        same_episode = first.message_ts is not None and first.message_episode == episode[0]
-        if same_episode and first.message_kind == Action.DIGEST.value:
-            return Plan(
-                Action.REPLY,
-                render_reply(group, localizer, now),
-                (first,),
-                episode,
-                thread_ts=first.message_ts,
-            )
-        if same_episode:
-            reply = None
-            if group.status is Status.RESOLVED and self.runtime.config.delivery.thread_replies:
-                reply = render_reply(group, localizer, now)
-            return Plan(
-                Action.UPDATE, render_group(group, localizer, now), (first,), episode, reply=reply
-            )
-        return Plan(Action.POST, render_group(group, localizer, now), (first,), episode)
+        return plan_delivery(
+            claimed,
+            stored,
+            lambda locale: self.catalogs.localizer(locale, tenant.timezone),
+            self.clock(),
+            thread_replies=self.runtime.config.delivery.thread_replies,
+        )
 
     async def _send(
         self,
@@ -550,15 +470,6 @@ class Dispatcher:
 _BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
-def _requests(plan: Plan, workspace: str, channel: str, budgets: Budgets) -> list[Request]:
-    if plan.action is Action.UPDATE:
-        return [(workspace_updates_key(workspace), budgets.workspace_updates, 1.0)]
-    return [
-        (channel_posts_key(workspace, channel), budgets.channel_posts, 1.0),
-        (workspace_posts_key(workspace), budgets.workspace_posts, 1.0),
-    ]
-
-
 def _round_robin(works: list[outbox.ChannelWork]) -> list[outbox.ChannelWork]:
     """Interleave tenants, so that one tenant's many channels do not go first."""
     by_tenant: dict[str, list[outbox.ChannelWork]] = defaultdict(list)
@@ -570,3 +481,6 @@ def _round_robin(works: list[outbox.ChannelWork]) -> list[outbox.ChannelWork]:
         ordered += [queue.pop(0) for queue in queues]
         queues = [queue for queue in queues if queue]
     return ordered
+
+
+__all__ = ["Action", "Budgets", "Dispatcher", "Plan", "SharedLimiter", "plan_delivery"]

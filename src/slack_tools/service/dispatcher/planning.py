@@ -1,0 +1,108 @@
+"""What the dispatcher sends for a channel's claimed work, and which budgets it spends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from slack_tools.alerts.models import SlackMessage, Status, group_from_stored
+from slack_tools.alerts.render import render_digest, render_group, render_reply
+from slack_tools.configs.localization import Localizer
+from slack_tools.configs.schema import AppConfig
+from slack_tools.slack.ratelimit import (
+    Bucket,
+    Request,
+    channel_posts_key,
+    workspace_posts_key,
+    workspace_updates_key,
+)
+from slack_tools.storage import delivery as outbox
+
+
+class Action(StrEnum):
+    POST = "posted"
+    UPDATE = "updated"
+    REPLY = "replied"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One Slack call for a channel's claimed work."""
+
+    action: Action
+    message: SlackMessage
+    rows: tuple[outbox.Claimed, ...]
+    episodes: tuple[int, ...]  # the episode of each row's group, as sent
+    thread_ts: str | None = None
+    reply: SlackMessage | None = None  # optional thread reply after an update (resolved)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    channel_posts: Bucket
+    workspace_posts: Bucket
+    workspace_updates: Bucket
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> Budgets:
+        settings = config.delivery
+        return cls(
+            Bucket(settings.channel_posts_per_second, 1.0),
+            Bucket(settings.workspace_posts_per_second, settings.workspace_posts_per_second),
+            Bucket.per_minute(settings.updates_per_minute, burst=5.0),
+        )
+
+
+def plan_delivery(
+    claimed: Sequence[outbox.Claimed],
+    stored: Mapping[str, outbox.StoredGroup],
+    localizer: Callable[[str], Localizer],
+    now: datetime,
+    *,
+    thread_replies: bool,
+) -> Plan | None:
+    """What to send for a channel's claimed deliveries (pure: no I/O, ``now`` given).
+
+    Several at once make a digest. One makes a new post (first message of this episode),
+    an edit of its message, or a reply in the digest that holds it.
+    """
+    groups = {
+        h: group_from_stored(s.source, s.group_key, s.status, s.alerts, s.meta)
+        for h, s in stored.items()
+    }
+    present = [c for c in claimed if c.group_hash in groups]
+    if not present:
+        return None
+    first = present[0]
+    t = localizer(first.locale)
+    if len(present) > 1:
+        message = render_digest([groups[c.group_hash] for c in present], t, now)
+        episodes = tuple(stored[c.group_hash].episode for c in present)
+        return Plan(Action.DIGEST, message, tuple(present), episodes)
+    group = groups[first.group_hash]
+    episode = (stored[first.group_hash].episode,)
+    same_episode = first.message_ts is not None and first.message_episode == episode[0]
+    if same_episode and first.message_kind == Action.DIGEST.value:
+        return Plan(
+            Action.REPLY, render_reply(group, t, now), (first,), episode, thread_ts=first.message_ts
+        )
+    if same_episode:
+        reply = (
+            render_reply(group, t, now)
+            if (thread_replies and group.status is Status.RESOLVED)
+            else None
+        )
+        return Plan(Action.UPDATE, render_group(group, t, now), (first,), episode, reply=reply)
+    return Plan(Action.POST, render_group(group, t, now), (first,), episode)
+
+
+def pacing_requests(plan: Plan, workspace: str, channel: str, budgets: Budgets) -> list[Request]:
+    if plan.action is Action.UPDATE:
+        return [(workspace_updates_key(workspace), budgets.workspace_updates, 1.0)]
+    return [
+        (channel_posts_key(workspace, channel), budgets.channel_posts, 1.0),
+        (workspace_posts_key(workspace), budgets.workspace_posts, 1.0),
+    ]

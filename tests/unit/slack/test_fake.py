@@ -25,7 +25,7 @@ from slack_tools.slack.fake import (
     fake_from_args,
     parse_args,
 )
-from slack_tools.slack.fake_page import render_mrkdwn, slack_color
+from slack_tools.slack.fake.page import render_mrkdwn, slack_color
 from tests.conftest import unavailable
 from tests.helpers import assert_no_secret
 

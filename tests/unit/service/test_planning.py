@@ -1,0 +1,98 @@
+"""What the dispatcher decides to send for claimed deliveries (a pure decision)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from slack_tools.alerts.models import Alert, AlertGroup, Source, Status, alert_to_dict, group_meta
+from slack_tools.configs.localization import Catalogs
+from slack_tools.service.dispatcher.planning import Action, Plan, plan_delivery
+from slack_tools.storage.delivery import Claimed, StoredGroup
+
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+CATALOGS = Catalogs()
+
+
+def stored(name: str, status: str = "firing", episode: int = 1) -> StoredGroup:
+    alert = Alert(
+        f"fp-{name}", Status(status), {"alertname": name, "severity": "critical"}, {}, NOW, None
+    )
+    group = AlertGroup(
+        Source.ALERTMANAGER, name, Status(status), (alert,), common_labels=dict(alert.labels)
+    )
+    return StoredGroup(
+        "acme",
+        name,
+        name,
+        "alertmanager",
+        status,
+        "h",
+        episode,
+        [alert_to_dict(alert)],
+        group_meta(group),
+        NOW,
+        NOW,
+    )
+
+
+def claimed(
+    name: str, *, ts: str | None = None, episode: int | None = None, kind: str | None = None
+) -> Claimed:
+    return Claimed(
+        1, "acme", name, "#ops", "en_US", 3, 0, kind, "C1" if ts else None, ts, episode, NOW
+    )
+
+
+def plan(
+    rows: list[Claimed], groups: dict[str, StoredGroup], *, replies: bool = True
+) -> Plan | None:
+    return plan_delivery(
+        rows, groups, lambda locale: CATALOGS.localizer(locale, "UTC"), NOW, thread_replies=replies
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "group", "action"),
+    [
+        (claimed("A"), stored("A"), Action.POST),  # never posted
+        (claimed("A", ts="1.1", episode=1, kind="group"), stored("A"), Action.UPDATE),
+        (claimed("A", ts="1.1", episode=1, kind="group"), stored("A", episode=2), Action.POST),
+        (claimed("A", ts="1.1", episode=1, kind="digest"), stored("A"), Action.REPLY),
+    ],
+    ids=["first-post", "same-episode-edits", "fired-again-posts-anew", "digested-replies"],
+)
+def test_single_delivery_plans(row: Claimed, group: StoredGroup, action: Action) -> None:
+    """One delivery is a post, an edit, or a reply in its digest's thread."""
+    decided = plan([row], {"A": group})
+    assert decided is not None
+    assert decided.action is action
+    assert decided.episodes == (group.episode,)
+    if action is Action.REPLY:
+        assert decided.thread_ts == "1.1"
+
+
+def test_several_deliveries_make_one_digest() -> None:
+    """Claimed together, deliveries of one channel become one digest of all their groups."""
+    groups = {name: stored(name) for name in ("A", "B", "C")}
+    decided = plan([claimed(name) for name in groups], groups)
+    assert decided is not None
+    assert decided.action is Action.DIGEST
+    assert len(decided.rows) == 3
+    assert all(name in str(decided.message.attachments) for name in groups)
+
+
+@pytest.mark.parametrize("replies", [True, False])
+def test_resolve_edit_adds_a_thread_reply_when_configured(replies: bool) -> None:
+    """Editing a message to resolved also replies in its thread, if thread replies are on."""
+    row = claimed("A", ts="1.1", episode=1, kind="group")
+    decided = plan([row], {"A": stored("A", "resolved")}, replies=replies)
+    assert decided is not None
+    assert decided.action is Action.UPDATE
+    assert (decided.reply is not None) is replies
+
+
+def test_nothing_to_send_when_the_group_is_gone() -> None:
+    """A delivery whose group was pruned plans nothing (it is buried by the caller)."""
+    assert plan([claimed("A")], {}) is None

@@ -10,6 +10,7 @@ from slack_tools.alerts.models import Alert, AlertGroup, Source, Status, alert_t
 from slack_tools.configs.localization import Catalogs
 from slack_tools.service.dispatcher.planning import Action, Plan, plan_delivery
 from slack_tools.storage.delivery import Claimed, StoredGroup
+from slack_tools.storage.delivery.ingest import ChangeReason, KnownState, classify_change
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 CATALOGS = Catalogs()
@@ -96,3 +97,21 @@ def test_resolve_edit_adds_a_thread_reply_when_configured(replies: bool) -> None
 def test_nothing_to_send_when_the_group_is_gone() -> None:
     """A delivery whose group was pruned plans nothing (it is buried by the caller)."""
     assert plan([claimed("A")], {}) is None
+
+
+@pytest.mark.parametrize(
+    ("known", "status", "state_hash", "reason"),
+    [
+        (None, "firing", "h1", ChangeReason.FIRST),
+        (KnownState("h1", "firing", 1), "firing", "h1", ChangeReason.DUPLICATE),
+        (KnownState("h1", "firing", 1), "firing", "h2", ChangeReason.CHANGED),
+        (KnownState("h1", "firing", 1), "resolved", "h2", ChangeReason.CHANGED),
+        (KnownState("h2", "resolved", 1), "firing", "h3", ChangeReason.REFIRED),
+        (KnownState("h2", "resolved", 1), "resolved", "h2", ChangeReason.DUPLICATE),
+    ],
+)
+def test_classify_change(
+    known: KnownState | None, status: str, state_hash: str, reason: ChangeReason
+) -> None:
+    """A notification is a first one, a copy, a change, or a new episode of its group."""
+    assert classify_change(known, status, state_hash) is reason

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +18,33 @@ from slack_tools.storage.delivery.model import (
     TargetWrite,
     WriteOutcome,
 )
+
+
+class ChangeReason(StrEnum):
+    """Why a notification is (or is not) a change of its group."""
+
+    FIRST = "first notification of the group"
+    CHANGED = "alerts or states changed"
+    REFIRED = "fired again after it resolved: a new episode, a new message"
+    DUPLICATE = "same state as stored (a copy, e.g. from an Alertmanager replica)"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownState:
+    state_hash: str
+    status: str
+    episode: int
+
+
+def classify_change(known: KnownState | None, status: str, state_hash: str) -> ChangeReason:
+    """Decide what a notification is for its group, from what is stored (pure)."""
+    if known is None:
+        return ChangeReason.FIRST
+    if known.state_hash == state_hash:
+        return ChangeReason.DUPLICATE
+    if known.status == "resolved" and status == "firing":
+        return ChangeReason.REFIRED
+    return ChangeReason.CHANGED
 
 
 def write_group(
@@ -50,7 +79,9 @@ def write_group(
             state = (found[0], found[1], found[2]) if found is not None else None
             stored = None
         change = merge(stored)
-        if state is not None and state[0] == change.state_hash:
+        known = KnownState(*state) if state is not None else None
+        reason = classify_change(known, change.status, change.state_hash)
+        if reason is ChangeReason.DUPLICATE:
             return GroupResult(group_hash, WriteOutcome.DUPLICATE, 0)
         values = {
             **key,
@@ -60,13 +91,13 @@ def write_group(
             "alerts": driver.json(change.alerts),
             "meta": driver.json(change.meta),
         }
-        if state is None:
+        if known is None:
             values.update(group_key=group_key, source=source)
             if driver.execute(sql.INSERT_GROUP, values).fetchone() is None:
                 continue  # another instance created it meanwhile: read it and merge again
         else:
-            refired = state[1] == "resolved" and change.status == "firing"
-            values["episode"] = state[2] + 1 if refired else state[2]
+            refired = reason is ChangeReason.REFIRED
+            values["episode"] = known.episode + 1 if refired else known.episode
             driver.execute(sql.UPDATE_GROUP, values)
         touched = _mark_pending(driver, key, change.status, targets, stamp)
         outcome = WriteOutcome.QUEUED if touched else WriteOutcome.UNROUTED

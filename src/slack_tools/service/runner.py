@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable
 
 import structlog
@@ -67,6 +68,9 @@ def serve_workers(runtime: ConfigRuntime, host: str, port: int) -> None:
 
 def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None = None) -> None:
     """Run until SIGINT/SIGTERM; SIGHUP reloads the configuration."""
+    # The event loop shares the interpreter with the group-commit writer thread; a shorter
+    # switch interval than the default 5 ms keeps the loop answering while the writer works.
+    sys.setswitchinterval(0.0005)
     config = runtime.config
     if config.server.workers > 1:
         serve_workers(runtime, host or config.server.host, port or config.server.port)

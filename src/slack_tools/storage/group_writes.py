@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 _PLACEHOLDER = re.compile(r":([a-z_][a-z0-9_]*)")
@@ -93,7 +94,7 @@ class Driver:
 
     @staticmethod
     def json(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return orjson.dumps(value).decode("utf-8")
 
     def load(self, raw: Any) -> Any:
         return json.loads(raw) if isinstance(raw, str | bytes) else raw

@@ -76,17 +76,22 @@ class Service:
 
     async def close(self, grace_seconds: float) -> None:
         """Stop claiming, finish the sends in flight within the grace period, release the rest."""
-        self.stop.set()
-        await self.dispatcher.drain(grace_seconds)
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        self.begin_stopping()
+        for task in self.tasks:  # the dispatcher loop first: it claims nothing more
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, timeout=grace_seconds)
+        await self.dispatcher.drain(grace_seconds)
         await asyncio.to_thread(self.writer.stop)
         with contextlib.suppress(SlackToolsError):
             await self.ingestor.keys.flush_usage()
         await self.slack.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+    def begin_stopping(self) -> None:
+        """Claim nothing more (called at SIGTERM, before the HTTP server drains)."""
+        self.dispatcher.stopping = True
+        self.stop.set()
 
     def dispatcher_alive(self) -> bool:
         task = next((t for t in self.tasks if t.get_name() == "dispatcher"), None)

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 import structlog
 import uvicorn
@@ -13,10 +14,29 @@ from fastapi import FastAPI
 
 from slack_tools.configs import ConfigRuntime, set_default_runtime
 from slack_tools.service.app import create_app
-from slack_tools.service.container import build_service, known_secrets
+from slack_tools.service.container import Service, build_service, known_secrets
 from slack_tools.service.logging import configure_logging
 
 log = structlog.get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the service to stop claiming work as soon as a stop is asked.
+
+    uvicorn runs the application's shutdown only after it has drained HTTP requests, which
+    can take the whole grace period; the dispatcher must not go on sending meanwhile.
+    """
+
+    def __init__(self, service: Service, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(self._service.begin_stopping)
+        except RuntimeError:  # no loop running: nothing is being claimed either
+            self._service.begin_stopping()
+        super().handle_exit(sig, frame)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -82,7 +102,8 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
     port = port or config.server.port
     service = build_service(runtime, port=port)
     app = create_app(service)
-    server = uvicorn.Server(
+    server = _Server(
+        service,
         uvicorn.Config(
             app,
             host=host or config.server.host,

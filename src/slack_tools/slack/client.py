@@ -51,6 +51,10 @@ PERMANENT = frozenset(
 )
 # chat.update cannot edit this message: post a new one instead.
 NOT_EDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+# Failures on Slack's side, worth trying again later.
+TRANSIENT = frozenset({"internal_error", "service_unavailable", "fatal_error", "request_timeout"})
+KNOWN_CODES = PERMANENT | NOT_EDITABLE | TRANSIENT | {"ratelimited", "timeout", "network"}
+HTTP_OK = 200
 HTTP_SERVER_ERROR = 500
 HTTP_TOO_MANY = 429
 DEFAULT_RETRY_AFTER = 1.0
@@ -98,13 +102,23 @@ def workspace_of(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 
+def reason_label(code: str) -> str:
+    """A bounded metrics label for a Slack error code (Slack's own codes, else "other")."""
+    return code if code in KNOWN_CODES else "other"
+
+
 def classify(exc: BaseException, method: str) -> SlackCallError:
-    """Turn what slack_sdk or the network raised into a classified error."""
+    """Turn what slack_sdk or the network raised into a classified error.
+
+    Slack's 5xx and its few server-side codes are worth retrying; every other refusal
+    (a known permanent code, an unknown code, a 4xx) will be the same next time, so it
+    becomes a dead letter at once instead of spending attempts and the breaker's budget.
+    """
     if isinstance(exc, SlackApiError):
         response = exc.response
-        status = getattr(response, "status_code", 200)
+        status = int(getattr(response, "status_code", HTTP_OK) or HTTP_OK)
         data: Mapping[str, Any] = response.data if isinstance(response.data, Mapping) else {}
-        code = str(data.get("error") or (f"http_{status}" if status != 200 else "unknown_error"))  # noqa: PLR2004
+        code = str(data.get("error") or (f"http_{status}" if status != HTTP_OK else "no_error"))
         if status == HTTP_TOO_MANY or code == "ratelimited":
             retry_after = _retry_after(response.headers)
             return SlackCallError(
@@ -115,14 +129,14 @@ def classify(exc: BaseException, method: str) -> SlackCallError:
             )
         if code in NOT_EDITABLE:
             return SlackCallError(f"{method}: {code}", outcome=Outcome.NOT_EDITABLE, reason=code)
-        if code in PERMANENT:
+        if status >= HTTP_SERVER_ERROR or code in TRANSIENT:
             return SlackCallError(
-                f"{method}: Slack refused: {code}", outcome=Outcome.PERMANENT, reason=code
+                f"{method}: Slack failed: {code}",
+                outcome=Outcome.TRANSIENT,
+                reason=reason_label(code),
             )
         return SlackCallError(
-            f"{method}: Slack failed: {code}",
-            outcome=Outcome.TRANSIENT,
-            reason=code if status < HTTP_SERVER_ERROR else f"http_{status}",
+            f"{method}: Slack refused: {code}", outcome=Outcome.PERMANENT, reason=reason_label(code)
         )
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return SlackCallError(f"{method}: timed out", outcome=Outcome.TRANSIENT, reason="timeout")
@@ -133,7 +147,7 @@ def classify(exc: BaseException, method: str) -> SlackCallError:
             reason="network",
         )
     return SlackCallError(
-        f"{method}: unexpected {type(exc).__name__}", outcome=Outcome.TRANSIENT, reason="unexpected"
+        f"{method}: unexpected {type(exc).__name__}", outcome=Outcome.TRANSIENT, reason="other"
     )
 
 
@@ -187,7 +201,9 @@ class SlackClient:
         if thread_ts:
             arguments["thread_ts"] = thread_ts
         data = await self._call("chat.postMessage", token, **arguments)
-        return Posted(str(data.get("channel", channel)), str(data["ts"]))
+        # Slack said ok: the message exists even if no ts came back (then it cannot be edited
+        # later, and an edit falls back to a new post); never treat it as a failure to resend.
+        return Posted(str(data.get("channel", channel)), str(data.get("ts", "")))
 
     async def update(self, token: str, channel_id: str, ts: str, message: SlackMessage) -> Posted:
         data = await self._call(

@@ -21,9 +21,11 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from slack_tools.alerts.models import SlackMessage
 from slack_tools.configs import ConfigRuntime
@@ -59,6 +61,7 @@ log = structlog.get_logger(__name__)
 
 DIGEST_MAX_GROUPS = 45  # a digest stays under Slack's 50 blocks with its header lines
 MIN_CYCLE_SECONDS = 0.02
+RECORD_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0)
 NOT_BEFORE_LIMIT = 10_000
 
 
@@ -110,8 +113,10 @@ class Dispatcher:
             started = time.monotonic()
             try:
                 await self.cycle()
-            except SlackToolsError as exc:  # the database is away: keep trying, say so
-                log.warning("dispatcher.cycle_failed", error=str(exc))
+            except (SlackToolsError, SQLAlchemyError) as exc:  # database away: say so, go on
+                log.warning("dispatcher.cycle_failed", error=type(exc).__name__)
+            except Exception:  # a bug in one cycle must not stop delivery for good
+                log.exception("dispatcher.cycle_crashed")
             self.last_cycle = time.time()
             self.metrics.dispatcher_heartbeat.set(self.last_cycle)
             # Wake-ups (each accepted request, each finished send) are coalesced: under load
@@ -149,7 +154,12 @@ class Dispatcher:
         config = self.runtime.config
         settings = config.delivery
         now = self.clock()
-        works = await asyncio.to_thread(self._ready, now, max(settings.concurrency * 4, 64))
+        saturated = [
+            t for t, load in self._tenant_load.items() if load >= settings.tenant_concurrency
+        ]
+        works = await asyncio.to_thread(
+            self._ready, now, max(settings.concurrency * 4, 64), saturated
+        )
         started = 0
         now_monotonic = time.monotonic()
         if len(self._not_before) > NOT_BEFORE_LIMIT:  # forget the pacing that has passed
@@ -180,9 +190,9 @@ class Dispatcher:
             )
         self._wake.set()  # capacity freed: look for more now
 
-    def _ready(self, now: datetime, limit: int) -> list[outbox.ChannelWork]:
+    def _ready(self, now: datetime, limit: int, saturated: list[str]) -> list[outbox.ChannelWork]:
         with self.database.engine.connect() as connection:
-            return outbox.ready_channels(connection, now, limit)
+            return outbox.ready_channels(connection, now, limit, exclude_tenants=saturated)
 
     # --- one channel ---------------------------------------------------------------------
 
@@ -196,6 +206,7 @@ class Dispatcher:
         claimed, groups = await asyncio.to_thread(self._claim, work, now, lease, limit)
         if not claimed:
             return
+        claimed = await self._keep_for_one_message(claimed, groups)
         try:
             await self._deliver(config, work, claimed, groups)
         except asyncio.CancelledError:
@@ -210,6 +221,23 @@ class Dispatcher:
             else:
                 later = self.clock() + timedelta(seconds=config.resilience.backoff_max_seconds)
                 await asyncio.to_thread(self._release, claimed, later, True, reason)
+
+    async def _keep_for_one_message(
+        self, claimed: list[outbox.Claimed], stored: Mapping[str, outbox.StoredGroup]
+    ) -> list[outbox.Claimed]:
+        """The claimed rows one Slack call will serve; the others go back at once.
+
+        Only groups that need a new message go into a digest: a group that already has
+        its message (or lives in a digest) is edited or replied to, one at a time.
+        """
+        if len(claimed) == 1:
+            return claimed
+        fresh = [c for c in claimed if needs_new_message(c, stored.get(c.group_hash))]
+        keep = fresh if len(fresh) > 1 else claimed[:1]
+        back = [c for c in claimed if c not in keep]
+        if back:
+            await asyncio.to_thread(self._release, back, self.clock(), False, None)
+        return keep
 
     def _claim(
         self, work: outbox.ChannelWork, now: datetime, lease: datetime, limit: int
@@ -249,6 +277,23 @@ class Dispatcher:
             retry = breaker.retry_at() or (time.monotonic() + 1.0)
             await self._later(claimed, max(retry - time.monotonic(), 0.5))
             return
+        tracked = BreakerCall(breaker)
+        try:
+            await self._plan_and_send(config, work, claimed, stored, tenant, token, tracked)
+        finally:
+            tracked.settle()  # a call that recorded nothing must not keep a half-open probe
+
+    async def _plan_and_send(
+        self,
+        config: AppConfig,
+        work: outbox.ChannelWork,
+        claimed: list[outbox.Claimed],
+        stored: Mapping[str, outbox.StoredGroup],
+        tenant: TenantConfig,
+        token: str,
+        breaker: BreakerCall,
+    ) -> None:
+        workspace = workspace_of(token)
         plan = self._plan(claimed, stored, tenant)
         if plan is None:
             await self._bury(claimed, "group_missing: the group's state is no longer stored")
@@ -293,28 +338,41 @@ class Dispatcher:
         work: outbox.ChannelWork,
         tenant: TenantConfig,
         budgets: Budgets,
-        breaker: CircuitBreaker,
+        breaker: BreakerCall,
     ) -> None:
         first = plan.rows[0]
         try:
             posted = await self._call(plan, token, first)
         except SlackCallError as error:
-            if error.outcome is Outcome.NOT_EDITABLE:
-                # The old message cannot be edited: post the current state as a new one.
-                retry = Plan(Action.POST, plan.message, plan.rows, plan.episodes)
-                try:
-                    posted = await self._call(retry, token, first)
-                except SlackCallError as second:
-                    await self._failed(plan, second, workspace, work, budgets, breaker)
-                    return
-                plan = retry
-            else:
+            if error.outcome is not Outcome.NOT_EDITABLE:
                 await self._failed(plan, error, workspace, work, budgets, breaker)
                 return
+            # The old message cannot be edited: forget it, and post the current state as a
+            # new message — now if the channel's pace allows, else at its next turn.
+            breaker.record_ignored()
+            await asyncio.to_thread(self._forget_messages, plan.rows)
+            plan = Plan(Action.POST, plan.message, plan.rows, plan.episodes)
+            wait = await self.limiter.try_acquire_all(
+                pacing_requests(plan, workspace, work.channel, budgets)
+            )
+            if wait > 0:
+                await self._later(plan.rows, wait)
+                return
+            try:
+                posted = await self._call(plan, token, first)
+            except SlackCallError as second:
+                await self._failed(plan, second, workspace, work, budgets, breaker)
+                return
         breaker.record_success()
+        if plan.action is not Action.UPDATE:
+            # Count the channel's next second from Slack's answer, not from the request:
+            # network jitter must not make two posts reach Slack less than a second apart.
+            await self.limiter.penalise(
+                channel_posts_key(workspace, work.channel), budgets.channel_posts, 0.0
+            )
         await self._record(plan, posted, work.tenant_id, tenant)
         if plan.reply is not None and posted.ts:
-            await self._reply(plan.reply, token, workspace, posted, budgets, work.channel)
+            await self._reply(plan.reply, token, workspace, posted, budgets, work)
 
     async def _call(self, plan: Plan, token: str, first: outbox.Claimed) -> Posted:
         if plan.action is Action.UPDATE:
@@ -340,19 +398,31 @@ class Dispatcher:
         workspace: str,
         posted: Posted,
         budgets: Budgets,
-        channel: str,
+        work: outbox.ChannelWork,
     ) -> None:
-        """Best effort: a thread reply that cannot go now is skipped, never retried."""
+        """Best effort: a thread reply that cannot go now is skipped, never retried.
+
+        The edited message already shows the new state; the reply only notifies.
+        """
+        channel_key = channel_posts_key(workspace, work.channel)
         wait = await self.limiter.try_acquire_all(
             [
-                (channel_posts_key(workspace, channel), budgets.channel_posts, 1.0),
+                (channel_key, budgets.channel_posts, 1.0),
                 (workspace_posts_key(workspace), budgets.workspace_posts, 1.0),
             ]
         )
         if wait > 0:
             return
-        with contextlib.suppress(SlackCallError):
+        try:
             await self.client.post(token, posted.channel_id, reply, thread_ts=posted.ts)
+        except SlackCallError as error:
+            if error.outcome is Outcome.RATE_LIMITED:
+                await self.limiter.penalise(
+                    channel_key, budgets.channel_posts, error.retry_after or 1.0
+                )
+            return
+        await self.limiter.penalise(channel_key, budgets.channel_posts, 0.0)
+        self.metrics.messages_sent.labels(tenant=work.tenant_id, status=Action.REPLY.value).inc()
 
     async def _failed(
         self,
@@ -361,10 +431,15 @@ class Dispatcher:
         workspace: str,
         work: outbox.ChannelWork,
         budgets: Budgets,
-        breaker: CircuitBreaker,
+        breaker: BreakerCall,
     ) -> None:
         self.metrics.delivery_errors.labels(tenant=work.tenant_id, reason=error.reason).inc()
         rows = list(plan.rows)
+        if self.stopping and error.outcome is Outcome.TRANSIENT:
+            # Shutting down: the failure may be ours (a closing connection); no attempt spent.
+            breaker.record_ignored()
+            await self._later(rows, 0.0)
+            return
         if error.outcome is Outcome.RATE_LIMITED:
             # Not a failure: Slack says when to come back, and everyone on that key waits.
             breaker.record_ignored()
@@ -419,7 +494,7 @@ class Dispatcher:
             outbox.Sent(row.id, row.version, kind, posted.channel_id, posted.ts, episode)
             for row, episode in zip(plan.rows, plan.episodes, strict=True)
         ]
-        await asyncio.to_thread(self._write_sent, sent, now)
+        await self._write_sent_durably(sent, now, tenant_id)
         self.metrics.messages_sent.labels(tenant=tenant_id, status=plan.action.value).inc()
         for row in plan.rows:
             if row.pending_since is not None:
@@ -431,9 +506,34 @@ class Dispatcher:
         with self.database.transaction() as connection:
             outbox.record_sent(connection, sent, now)
 
+    async def _write_sent_durably(
+        self, sent: list[outbox.Sent], now: datetime, tenant_id: str
+    ) -> None:
+        """Record what Slack accepted, trying again while the database is away.
+
+        Slack said ok: going back to the queue would post the message twice. So the
+        record is retried here (it is idempotent); if the database stays away longer, the
+        lease runs out and the message may be posted again — the documented window.
+        """
+        for pause in RECORD_RETRY_SECONDS:
+            try:
+                await asyncio.to_thread(self._write_sent, sent, now)
+            except (SlackToolsError, SQLAlchemyError) as exc:
+                log.warning("delivery.record_retry", tenant=tenant_id, error=type(exc).__name__)
+                await asyncio.sleep(pause)
+            else:
+                return
+        log.error("delivery.record_failed", tenant=tenant_id, deliveries=len(sent))
+
     async def _later(self, rows: Sequence[outbox.Claimed], seconds: float) -> None:
         when = self.clock() + timedelta(seconds=seconds)
         await asyncio.to_thread(self._release, rows, when, False, None)
+        # Look again when they are due, not at the next poll.
+        asyncio.get_running_loop().call_later(max(seconds, 0.0) + 0.001, self.wake)
+
+    def _forget_messages(self, rows: Sequence[outbox.Claimed]) -> None:
+        with self.database.transaction() as connection:
+            outbox.forget_messages(connection, [r.id for r in rows])
 
     def _release(
         self, rows: Sequence[outbox.Claimed], when: datetime, attempt: bool, error: str | None
@@ -468,6 +568,37 @@ class Dispatcher:
 
 
 _BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+@dataclass
+class BreakerCall:
+    """One call's account with its workspace's breaker: exactly one result is recorded."""
+
+    breaker: CircuitBreaker
+    recorded: bool = False
+
+    def record_success(self) -> None:
+        self._record(self.breaker.record_success)
+
+    def record_failure(self) -> None:
+        self._record(self.breaker.record_failure)
+
+    def record_ignored(self) -> None:
+        self._record(self.breaker.record_ignored)
+
+    def settle(self) -> None:
+        """Give back a half-open probe that no result used (a bug, a vanished group)."""
+        self._record(self.breaker.record_ignored)
+
+    def _record(self, record: Callable[[], None]) -> None:
+        if not self.recorded:
+            self.recorded = True
+            record()
+
+
+def needs_new_message(row: outbox.Claimed, group: outbox.StoredGroup | None) -> bool:
+    """Whether this delivery makes a new message (none yet for the group's episode)."""
+    return group is None or row.message_ts is None or row.message_episode != group.episode
 
 
 def _round_robin(works: list[outbox.ChannelWork]) -> list[outbox.ChannelWork]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from slack_tools.storage.delivery.dispatch import (
     bury,
     claim,
+    forget_messages,
     load_groups,
     ready_channels,
     record_sent,
@@ -64,6 +65,7 @@ __all__ = [
     "bury",
     "claim",
     "dead_letters",
+    "forget_messages",
     "load_groups",
     "prune",
     "queue_stats",

@@ -214,3 +214,14 @@ def bury(
             updated_at=now,
         )
     )
+
+
+def forget_messages(connection: sa.Connection, ids: Sequence[int]) -> None:
+    """Forget the Slack message of deliveries (it cannot be edited): the next send posts anew."""
+    if not ids:
+        return
+    connection.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(list(ids)))
+        .values(message_kind=None, message_channel_id=None, message_ts=None, message_episode=None)
+    )

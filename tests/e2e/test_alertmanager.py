@@ -55,9 +55,15 @@ def stack(tmp_path: Path) -> Iterator[tuple[FakeSlackServer, Service, str]]:
     config.write_text(CONFIG.format(url=service.url, key=key))
     port = free_port()
     alertmanager = Process(
-        [str(BINARY), f"--config.file={config}", f"--storage.path={tmp_path / 'am'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        clean_environment(), tmp_path / "alertmanager.log",
+        [
+            str(BINARY),
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        clean_environment(),
+        tmp_path / "alertmanager.log",
     )
     alertmanager.start()
     url = f"http://127.0.0.1:{port}"
@@ -99,12 +105,16 @@ def test_alertmanager_notifications_arrive_as_slack_messages(
     push(alertmanager)
     posted = wait_for(fake.messages, "Alertmanager's notification in Slack")
     assert "AlertmanagerE2E" in str(posted[0]["attachments"])
-    assert service.metric("slack_tools_alerts_received_total", tenant="acme",
-                          source="alertmanager") >= 1
+    assert (
+        service.metric("slack_tools_alerts_received_total", tenant="acme", source="alertmanager")
+        >= 1
+    )
 
     push(alertmanager, ends=datetime.now(UTC) - timedelta(seconds=1))
-    wait_for(lambda: any(r["ok"] for r in fake.requests("chat.update")),
-             "the resolve to edit the message")
+    wait_for(
+        lambda: any(r["ok"] for r in fake.requests("chat.update")),
+        "the resolve to edit the message",
+    )
     top = [m for m in fake.messages() if not m.get("thread_ts")]
     assert len(top) == 1
     assert "#12B76A" in str(top[0]["attachments"])

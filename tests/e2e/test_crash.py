@@ -67,7 +67,8 @@ def test_sigkill_under_load_loses_nothing_accepted(tmp_path: Path, fake: FakeSla
                     name = f"Crash{n}"
                     try:
                         response = client.post(
-                            "/api/v1/alerts/alertmanager", json=alertmanager_payload(name),
+                            "/api/v1/alerts/alertmanager",
+                            json=alertmanager_payload(name),
                             headers={"Authorization": f"Bearer {service.keys['acme']}"},
                         )
                     except httpx.TransportError:
@@ -83,8 +84,9 @@ def test_sigkill_under_load_loses_nothing_accepted(tmp_path: Path, fake: FakeSla
         assert 80 <= len(accepted) < 400
 
         restart(service)
-        wait_for(lambda: set(accepted) <= set(group_counts(fake)), "every accepted group",
-                 deadline=120)
+        wait_for(
+            lambda: set(accepted) <= set(group_counts(fake)), "every accepted group", deadline=120
+        )
         counts = group_counts(fake)
         repeated = [name for name, count in counts.items() if count > 1]
         # At-least-once: only sends in flight at the kill (at most the concurrency) may repeat.
@@ -101,16 +103,27 @@ def test_kill_between_slack_ok_and_the_record(tmp_path: Path, fake: FakeSlackSer
         service.create_tenant("acme", "#alerts", TOKEN)
         # Slack (the fake) will take two seconds to answer this post: the send is in flight.
         fake.faults(method="chat.postMessage", latency=2.0, times=1)
-        assert service.post("/api/v1/alerts/alertmanager", alertmanager_payload("Crash1"),
-                            tenant="acme").status_code == 202
+        assert (
+            service.post(
+                "/api/v1/alerts/alertmanager", alertmanager_payload("Crash1"), tenant="acme"
+            ).status_code
+            == 202
+        )
         time.sleep(0.7)  # the dispatcher has claimed and is waiting for Slack's answer
         service.process.kill()
         wait_for(lambda: group_counts(fake)["Crash1"] >= 1, "the fake to finish the post")
         restart(service)
-        wait_for(lambda: service.metric("slack_tools_outbox_depth", tenant="acme") == 0
-                 and service.metric("slack_tools_messages_sent_total", tenant="acme",
-                                    status="posted") >= 1,
-                 "the restarted service to settle", deadline=60)
+        wait_for(
+            lambda: (
+                service.metric("slack_tools_outbox_depth", tenant="acme") == 0
+                and service.metric(
+                    "slack_tools_messages_sent_total", tenant="acme", status="posted"
+                )
+                >= 1
+            ),
+            "the restarted service to settle",
+            deadline=60,
+        )
         assert group_counts(fake)["Crash1"] in (1, 2)
     finally:
         service.process.kill()

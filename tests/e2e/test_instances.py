@@ -72,8 +72,11 @@ def test_both_instances_deliver_each_group_once(
     names = [f"Shared{n}" for n in range(40)]
     for n, name in enumerate(names):
         target = first if n % 2 else second
-        response = target.post("/api/v1/alerts/alertmanager", alertmanager_payload(name),
-                               tenant=TENANTS[n % len(TENANTS)])
+        response = target.post(
+            "/api/v1/alerts/alertmanager",
+            alertmanager_payload(name),
+            tenant=TENANTS[n % len(TENANTS)],
+        )
         assert response.status_code == 202
     wait_for(lambda: set(names) <= set(posts_per_group(fake, "Shared")), "every group")
     counts = posts_per_group(fake, "Shared")
@@ -112,11 +115,13 @@ def test_killing_one_instance_loses_nothing(
     fake.faults(method="chat.postMessage", latency=3.0)  # every send stays in flight a while
     names = [f"Orphan{n}" for n in range(8)]
     for n, name in enumerate(names):
-        first.post("/api/v1/alerts/alertmanager", alertmanager_payload(name),
-                   tenant=TENANTS[n % len(TENANTS)])
+        first.post(
+            "/api/v1/alerts/alertmanager",
+            alertmanager_payload(name),
+            tenant=TENANTS[n % len(TENANTS)],
+        )
     time.sleep(1.0)  # the first instance claims and starts sending
     first.process.kill()
     fake.clear_faults()
-    wait_for(lambda: set(names) <= set(posts_per_group(fake, "Orphan")), "every group",
-             deadline=90)
+    wait_for(lambda: set(names) <= set(posts_per_group(fake, "Orphan")), "every group", deadline=90)
     wait_for(lambda: second.metric("slack_tools_outbox_depth") == 0, "the outbox to drain")

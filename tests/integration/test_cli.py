@@ -362,3 +362,32 @@ def test_no_patch_file_makes_apply_crash(
         code = run(list(argv))
         capsys.readouterr()
         assert code in (0, 1, 2), argv
+
+
+def test_tenant_create_needs_a_channel_and_leaves_nothing_when_invalid(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --channel it is refused; with a bad locale nothing is created, so a retry works."""
+    code, _, err = cli(capsys, "tenant", "create", "acme", "--skip-slack-check")
+    assert code == 2
+    assert "--channel" in err
+    code, _, err = cli(
+        capsys,
+        "tenant",
+        "create",
+        "acme",
+        "--channel",
+        "#acme",
+        "--locale",
+        "xx_XX",
+        "--skip-slack-check",
+    )
+    assert code == 1
+    assert "locale" in err
+    code, out, err = cli(
+        capsys, "tenant", "create", "acme", "--channel", "#acme", "--skip-slack-check"
+    )
+    assert code == 0, err
+    assert "stk_" in out
+    code, out, _ = cli(capsys, "tenant", "list")
+    assert "acme" in out

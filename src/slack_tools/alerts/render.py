@@ -148,7 +148,11 @@ def _buttons(t: Localizer, group: AlertGroup) -> list[dict[str, Any]]:
         # TRANSLATORS: button opening the graph or rule that produced the alert.
         ("source", t.gettext("Source"), first.generator),
         # TRANSLATORS: button opening the procedure to follow for this alert.
-        ("runbook", t.gettext("Runbook"), first.runbook),
+        (
+            "runbook",
+            t.gettext("Runbook"),
+            first.runbook or _link(group.common_annotations.get("runbook_url")),
+        ),
         ("dashboard", t.gettext("Dashboard"), first.dashboard),
         ("panel", t.gettext("Panel"), first.panel),
         # TRANSLATORS: button that silences the alert (Alertmanager/Grafana), a verb.
@@ -165,6 +169,10 @@ def _buttons(t: Localizer, group: AlertGroup) -> list[dict[str, Any]]:
         # A longer URL makes Slack refuse the whole message; the link is dropped instead.
         if url and len(url) <= MAX_URL
     ]
+
+
+def _link(value: str | None) -> str | None:
+    return value if value and value.startswith(("http://", "https://")) else None
 
 
 def _color(group: AlertGroup) -> str:

@@ -105,6 +105,7 @@ def routes_test(
             f"{alert_file}: {exc}" + (f" ({details})" if details else "")
         ) from None
     runtime = open_runtime()
+    TenantStore(runtime.database.engine).require(tenant)
     tenant_config = ConfigManager(runtime).get_tenant_config(tenant)
     config = runtime.config
     catalogs = Catalogs(
@@ -120,13 +121,12 @@ def routes_test(
         )
         for target in route_group(group, tenant_config):
             where = "default channel" if target.route is None else f"route {target.route + 1}"
-            verdict = (
-                "sent"
-                if target.passes_threshold
-                else (
-                    f"not sent: below {target.threshold.value} (only updates of a posted message)"
-                )
-            )
+            if group.status.value == "resolved":
+                verdict = "sent if this group's message is already in the channel"
+            elif target.passes_threshold:
+                verdict = "sent"
+            else:
+                verdict = f"not sent: below {target.threshold.value} (updates a posted message)"
             out.print(
                 f"→ {target.channel} [{where}] locale {target.locale}: {verdict}", markup=False
             )

@@ -57,7 +57,9 @@ async def check_slack(config: AppConfig, token: str, channel: str) -> str:
 def tenant_create(
     tenant_id: Annotated[str, typer.Argument(help="Lowercase id: letters, digits, _ . -")],
     name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
-    channel: Annotated[str | None, typer.Option(help="Default channel, e.g. #alerts.")] = None,
+    channel: Annotated[
+        str, typer.Option(help="The tenant's default channel, e.g. #acme-alerts (required).")
+    ] = "",
     locale: Annotated[str | None, typer.Option(help="fr_FR, en_US, de_DE, es_ES or it_IT.")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Paris.")] = None,
     token_stdin: Annotated[
@@ -73,6 +75,9 @@ def tenant_create(
         check_tenant_id(tenant_id)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if not channel:
+        # A shared default channel would mix several tenants' alerts: each names its own.
+        raise typer.BadParameter("give the tenant's channel with --channel '#name'")
     runtime = open_runtime()
     config = runtime.config
     store = TenantStore(runtime.database.engine)
@@ -86,7 +91,7 @@ def tenant_create(
     token = read_stdin().strip() if token_stdin else None
     if token:
         patch["slack_bot_token"] = token
-    target = channel or config.slack.default_channel
+    target = channel
     if config.slack.mock:
         out.print("dev: messages go to the built-in Slack fake (GET /dev/slack/ on the service)")
     elif not skip_slack_check:
@@ -99,12 +104,11 @@ def tenant_create(
             )
         team = asyncio.run(check_slack(config, effective, target))
         out.print(f"Slack: workspace {team}, the bot can post to {target}")
+    # The configuration first: it is validated, so a bad --locale leaves nothing behind.
+    ConfigManager(runtime).apply(
+        DocumentKey.for_scope(tenant_id), patch, author=author, comment="tenant created"
+    )
     store.create(tenant_id, name or tenant_id)
-    manager = ConfigManager(runtime)
-    if patch:
-        manager.apply(
-            DocumentKey.for_scope(tenant_id), patch, author=author, comment="tenant created"
-        )
     key = new_api_key()
     store.add_key(tenant_id, digest=key.digest, prefix=key.prefix, label="created with tenant")
     out.print(f"tenant {tenant_id} created; its messages go to {target}")

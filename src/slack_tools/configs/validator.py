@@ -282,8 +282,21 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ),
     ("redis", "url"): "outside dev: no password inside the URL",
     ("data_dir",): "production: required",
+    ("delivery", "lease_seconds"): "at least 3 times slack.timeout_seconds",
 }
 SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"  # noqa: S105 - prose
+
+
+def _lease_outlasts_a_send(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
+    # One send may take an edit and a fallback post: a lease shorter than that lets another
+    # instance take the delivery over while it is still being sent, and post it twice.
+    if config.delivery.lease_seconds < LEASE_CALLS * config.slack.timeout_seconds:
+        least = LEASE_CALLS * config.slack.timeout_seconds
+        message = f"must be at least {LEASE_CALLS} times slack.timeout_seconds ({least:g} s)"
+        yield ("delivery", "lease_seconds"), message
+
+
+LEASE_CALLS = 3
 
 RULES: tuple[Rule, ...] = (
     _no_debug,
@@ -293,6 +306,7 @@ RULES: tuple[Rule, ...] = (
     _credentials_out_of_urls,
     _https,
     _production_storage,
+    _lease_outlasts_a_send,
 )
 
 

@@ -56,6 +56,7 @@ class Service:
     redis: Redis | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _reported_tenants: set[str] = field(default_factory=set)
 
     @property
     def manager(self) -> ConfigManager:
@@ -129,13 +130,12 @@ class Service:
             self.metrics.outbox_depth.labels(tenant=tenant).set(count)
         for tenant, count in stats.dead_by_tenant.items():
             self.metrics.dead_letters.labels(tenant=tenant).set(count)
-        for metric, values in (
-            (self.metrics.outbox_depth, stats.pending_by_tenant),
-            (self.metrics.dead_letters, stats.dead_by_tenant),
-        ):
-            for labels in list(metric._metrics):  # noqa: SLF001 - zero tenants that emptied
-                if labels[0] not in values:
-                    metric.labels(*labels).set(0)
+        # A tenant whose queue emptied drops out of the statistics: show it at zero.
+        for tenant in self._reported_tenants - set(stats.pending_by_tenant):
+            self.metrics.outbox_depth.labels(tenant=tenant).set(0)
+        for tenant in self._reported_tenants - set(stats.dead_by_tenant):
+            self.metrics.dead_letters.labels(tenant=tenant).set(0)
+        self._reported_tenants |= set(stats.pending_by_tenant) | set(stats.dead_by_tenant)
         oldest = stats.oldest_pending_since
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self.metrics.oldest_undelivered.set(max(age, 0.0))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -45,6 +47,7 @@ from slack_tools.storage import delivery
 from slack_tools.storage.tenants import TenantStore
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class FloodError(SlackToolsError):
@@ -76,6 +79,17 @@ class Accepted:
     groups: tuple[delivery.GroupResult, ...]
 
 
+KEYS_KNOWN_MAX = 50_000
+KEYS_UNKNOWN_MAX = 5_000
+
+
+def _remember(cache: OrderedDict[str, T], key: str, value: T, limit: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)
+
+
 class KeyCache:
     """API key digest → tenant, remembered for a while so requests do not hit the database."""
 
@@ -85,7 +99,10 @@ class KeyCache:
         self._store = store
         self._ttl = ttl
         self._clock = clock
-        self._known: dict[str, tuple[float, Caller | None, bool]] = {}
+        # Known keys and unknown ones apart, each bounded: random keys sent by anyone
+        # can neither grow memory nor push the real tenants' keys out.
+        self._known: OrderedDict[str, tuple[float, Caller, bool]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self.used: dict[int, datetime] = {}
 
     async def caller(self, authorization: str | None) -> Caller:
@@ -94,18 +111,19 @@ class KeyCache:
             raise Unauthorized("send the tenant's API key as Authorization: Bearer <key>")
         digest = api_key_digest(key.strip())
         now = self._clock()
+        if self._unknown.get(digest, 0.0) > now:
+            raise Unauthorized("unknown or revoked API key")
         cached = self._known.get(digest)
         if cached is None or cached[0] < now:
             found = await asyncio.to_thread(self._store.find_key, digest)
             if found is None:
-                cached = (now + min(self._ttl, 5.0), None, False)
-            else:
-                record, tenant = found
-                cached = (now + self._ttl, Caller(tenant.id, record.id), tenant.is_active)
-            self._known[digest] = cached
+                self._known.pop(digest, None)
+                _remember(self._unknown, digest, now + min(self._ttl, 5.0), KEYS_UNKNOWN_MAX)
+                raise Unauthorized("unknown or revoked API key")
+            record, tenant = found
+            cached = (now + self._ttl, Caller(tenant.id, record.id), tenant.is_active)
+            _remember(self._known, digest, cached, KEYS_KNOWN_MAX)
         _, caller, active = cached
-        if caller is None:
-            raise Unauthorized("unknown or revoked API key")
         if not active:
             raise Forbidden(f"tenant {caller.tenant_id!r} is disabled")
         self.used[caller.key_id] = datetime.now(UTC)
@@ -113,6 +131,7 @@ class KeyCache:
 
     def forget(self) -> None:
         self._known.clear()
+        self._unknown.clear()
 
     async def flush_usage(self) -> None:
         used, self.used = self.used, {}

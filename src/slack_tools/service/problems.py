@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -53,7 +56,20 @@ def _title(status: int) -> str:
         return "Error"
 
 
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    # A bug, not the sender's fault: 503 with Retry-After, which Alertmanager and Grafana
+    # retry, and never the exception's text (it may hold anything).
+    log.error("http.unexpected_error", error=type(exc).__name__, exc_info=exc)
+    return problem(
+        503,
+        "Service Unavailable",
+        "An unexpected error; retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Make every error the app returns a problem document."""
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -112,7 +112,7 @@ def serve(runtime: ConfigRuntime, *, host: str | None = None, port: int | None =
             access_log=config.server.access_log,
             timeout_graceful_shutdown=int(config.server.graceful_shutdown_seconds),
             server_header=False,
-        )
+        ),
     )
 
     stopped_by: list[int] = []

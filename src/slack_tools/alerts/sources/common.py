@@ -25,6 +25,12 @@ class Payload(BaseModel):
 
 def decode(adapter: TypeAdapter[ModelT], body: bytes, what: str) -> ModelT:
     """Validate ``body`` as JSON of ``adapter``'s type; errors name each field, never its value."""
+    if b"\\u0000" in body:
+        # PostgreSQL text cannot hold NUL, and no label or message needs one.
+        raise PayloadError(
+            f"the body is not a valid {what} payload",
+            errors=[{"field": "<body>", "message": "NUL characters (\\u0000) are not accepted"}],
+        )
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:

@@ -272,6 +272,7 @@ class Dispatcher:
             return
         workspace = workspace_of(token)
         breaker = self.breakers.get(workspace)
+        self.metrics.breaker_state.labels(workspace=workspace).set(_BREAKER_LEVEL[breaker.state])
         if not breaker.allow():
             # The workspace is failing: wait without spending attempts (DESIGN "Slack budgets").
             retry = breaker.retry_at() or (time.monotonic() + 1.0)

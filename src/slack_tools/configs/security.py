@@ -8,7 +8,8 @@ under another key, or into another tenant's document, fails to decrypt.
 
 Master keys come from a :class:`KeyProvider`; the environment
 (``SLACK_TOOLS_MASTER_KEYS="id1:base64,id2:base64"``) and key files are built
-in, and anything with the same three methods (a KMS, an HSM) can stand in.
+in. Anything with the same two methods can stand in: a KMS or HSM provider would
+return data keys it unwraps (envelope encryption), never its own master key.
 The first key is active; the others only decrypt, until they are removed.
 """
 

@@ -39,7 +39,8 @@ class ServerConfig(Section):
         ),
     )
     public_url: str | None = Field(
-        None, description="URL at which users reach the service (links in messages, dev page)."
+        None,
+        description="URL at which users reach the service (not used yet: for links to it).",
     )
     max_body_bytes: PositiveInt = Field(
         8 * 1024 * 1024,
@@ -119,7 +120,9 @@ class MonitoringConfig(Section):
         "json", description="json for machines, console for people."
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
-    tracing_enabled: bool = Field(False, description="Emit OpenTelemetry-style trace spans.")
+    tracing_enabled: bool = Field(
+        False, description="Emit trace spans (not used yet: tracing comes with observability)."
+    )
     profiling: bool = Field(False, description="Expose profiling hooks (dev only).")
 
 
@@ -166,10 +169,16 @@ class SecurityConfig(Section):
 
 
 class CacheConfig(Section):
-    l1_max_entries: PositiveInt = Field(10_000, description="Entries kept in process memory.")
-    l1_max_bytes: PositiveInt = Field(64 * 1024 * 1024, description="Bytes kept in process memory.")
+    l1_max_entries: PositiveInt = Field(
+        10_000, description="Entries kept in process memory (today: effective configurations)."
+    )
+    l1_max_bytes: PositiveInt = Field(
+        64 * 1024 * 1024, description="Bytes kept in process memory (not used yet: cache manager)."
+    )
     default_ttl_seconds: PositiveFloat = Field(
-        300.0, description="Lifetime of a cached value.", json_schema_extra=runtime()
+        300.0,
+        description="Lifetime of a cached value (not used yet: cache manager).",
+        json_schema_extra=runtime(),
     )
 
 

@@ -17,6 +17,7 @@ from slack_tools import __version__
 from slack_tools.cli.common import err, open_runtime, out
 from slack_tools.cli.config_commands import config_app
 from slack_tools.cli.delivery import deadletters_app, demo, routes_app
+from slack_tools.cli.i18n import i18n_app
 from slack_tools.cli.operations import db_app, keys_app
 from slack_tools.cli.tenants import tenant_app
 from slack_tools.configs import ConfigValidationError
@@ -36,6 +37,7 @@ app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(routes_app, name="routes")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(i18n_app, name="i18n")
 app.command()(demo)
 
 # --- serve --------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
     python3 dev.py serve    # install into .venv if needed, then run the service
     python3 dev.py test     # install into .venv if needed, then run the whole test suite
-    python3 dev.py lint     # ruff and mypy
+    python3 dev.py lint     # ruff (lint and format) and mypy
 
 The virtual environment is (re)built when pyproject.toml changes.
 """
@@ -60,7 +60,13 @@ def main(argv: list[str]) -> int:
         )
         return run(str(BIN / "python"), "-m", "pytest", *parallel, *rest)
     if action == "lint":
-        return run(str(BIN / "ruff"), "check", ".") or run(str(BIN / "mypy"))
+        ruff = str(BIN / "ruff")
+        python_sources = ("src", "tests", "bench", "dev.py")
+        return (
+            run(ruff, "check", ".")
+            or run(ruff, "format", "--check", *python_sources)
+            or run(str(BIN / "mypy"))
+        )
     if action == "cli":
         return run(str(BIN / "slack-tools"), *rest)
     print(f"unknown command {action!r}\n{__doc__}", file=sys.stderr)

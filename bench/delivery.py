@@ -46,14 +46,15 @@ def alert(name: str, channel: int) -> dict[str, Any]:
 def routes_patch(path: Path) -> Path:
     lines = ["routes:"]
     for channel in range(CHANNELS):
-        lines += [f'  - matchers: [\'route="c{channel}"\']', f"    channel: '#c{channel}'"]
+        lines += [f"  - matchers: ['route=\"c{channel}\"']", f"    channel: '#c{channel}'"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def post(client: httpx.Client, key: str, alerts: list[dict[str, Any]]) -> None:
-    response = client.post("/api/v1/alerts", json=alerts,
-                           headers={"Authorization": f"Bearer {key}"})
+    response = client.post(
+        "/api/v1/alerts", json=alerts, headers={"Authorization": f"Bearer {key}"}
+    )
     response.raise_for_status()
 
 
@@ -66,17 +67,20 @@ def requests_log(fake: Running) -> list[dict[str, Any]]:
 
 def burst(seconds_limit: float = 60.0) -> tuple[float, int]:
     """50 groups at once into one channel: (seconds until all are visible, 429s)."""
-    with fake_slack("--workspace", f"bench={TOKEN}") as fake, service(
-        fake.url + "/api/"
-    ) as running:
+    with (
+        fake_slack("--workspace", f"bench={TOKEN}") as fake,
+        service(fake.url + "/api/") as running,
+    ):
         key = create_tenant(running, "burst", "#incidents", TOKEN)
         names = [f"Burst{n}" for n in range(50)]
         with httpx.Client(base_url=running.url, timeout=30) as client:
             started = time.monotonic()
             post(client, key, [alert(name, 0) for name in names])
         while time.monotonic() - started < seconds_limit:
-            shown = " ".join(str(m) for m in httpx.get(f"{fake.url}/fake/messages",
-                                                       timeout=30).json()["messages"])
+            shown = " ".join(
+                str(m)
+                for m in httpx.get(f"{fake.url}/fake/messages", timeout=30).json()["messages"]
+            )
             if all(name in shown for name in names):
                 break
             time.sleep(0.05)
@@ -92,14 +96,27 @@ def steady(seconds: float, per_channel_interval: float) -> dict[str, float]:
         "SLACK_TOOLS__DELIVERY__WORKSPACE_POSTS_PER_SECOND": "400",
         "SLACK_TOOLS__DELIVERY__DIGEST_AFTER_SECONDS": "30",
     }
-    with fake_slack("--workspace", f"bench={TOKEN}") as fake, service(
-        fake.url + "/api/", extra
-    ) as running:
+    with (
+        fake_slack("--workspace", f"bench={TOKEN}") as fake,
+        service(fake.url + "/api/", extra) as running,
+    ):
         key = create_tenant(running, "steady", "#c0", TOKEN)
         patch = routes_patch(Path(running.env["SLACK_TOOLS_DATA_DIR"]) / "routes.yaml")
-        subprocess.run([sys.executable, "-m", "slack_tools", "config", "apply", "--tenant",
-                        "steady", str(patch)], env=running.env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "slack_tools",
+                "config",
+                "apply",
+                "--tenant",
+                "steady",
+                str(patch),
+            ],
+            env=running.env,
+            check=True,
+            capture_output=True,
+        )
         time.sleep(3)  # the service picks the new routes up from the database
         stop = threading.Event()
 
@@ -141,8 +158,9 @@ def _p95(metrics: str) -> float:
     for line in metrics.splitlines():
         if line.startswith("slack_tools_delivery_latency_seconds_bucket"):
             bound = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound),
-                            float(line.rsplit(" ", 1)[1])))
+            buckets.append(
+                (float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1]))
+            )
     if not buckets:
         return float("nan")
     buckets.sort()
@@ -161,15 +179,21 @@ def main() -> None:
     busy = steady(options.seconds, per_channel_interval=0.5)
     light = steady(min(options.seconds, 15), per_channel_interval=2.0)
     print("delivery benchmark (Slack fake enforcing 1 post/s per channel)")
-    print(f"burst: 50 groups into one channel visible after {burst_seconds:.2f} s "
-          f"(goal < 5 s), 429s drawn: {burst_429} (goal 0)")
-    print(f"steady: {CHANNELS} channels offered {busy['offered_per_second']:.0f} groups/s: "
-          f"{busy['delivered_per_second']:.1f} messages/s = "
-          f"{busy['delivered_per_second'] / CHANNELS:.0%} of the limit (goal >= 95 %), "
-          f"429s: {busy['rate_limited']:.0f} (goal 0)")
-    print(f"light: {light['offered_per_second']:.0f} groups/s over {CHANNELS} channels: "
-          f"p95 acceptance → Slack ok <= {light['p95_latency']:g} s (histogram bucket; "
-          f"goal < 1 s), 429s: {light['rate_limited']:.0f}")
+    print(
+        f"burst: 50 groups into one channel visible after {burst_seconds:.2f} s "
+        f"(goal < 5 s), 429s drawn: {burst_429} (goal 0)"
+    )
+    print(
+        f"steady: {CHANNELS} channels offered {busy['offered_per_second']:.0f} groups/s: "
+        f"{busy['delivered_per_second']:.1f} messages/s = "
+        f"{busy['delivered_per_second'] / CHANNELS:.0%} of the limit (goal >= 95 %), "
+        f"429s: {busy['rate_limited']:.0f} (goal 0)"
+    )
+    print(
+        f"light: {light['offered_per_second']:.0f} groups/s over {CHANNELS} channels: "
+        f"p95 acceptance → Slack ok <= {light['p95_latency']:g} s (histogram bucket; "
+        f"goal < 1 s), 429s: {light['rate_limited']:.0f}"
+    )
 
 
 if __name__ == "__main__":

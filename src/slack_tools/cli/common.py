@@ -17,8 +17,10 @@ from slack_tools.errors import SecretError
 
 # Piped output (scripts, grep) gets wide lines rather than tables wrapped at 80 columns.
 _PIPED_WIDTH = 200
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
+out = Console(soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err = Console(
+    stderr=True, soft_wrap=True, emoji=False, width=None if sys.stderr.isatty() else _PIPED_WIDTH
+)
 
 Tenant = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant document.")]
 User = Annotated[str | None, typer.Option("--user", "-u", help="User document (needs --tenant).")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,6 +59,7 @@ HTTP_OK = 200
 HTTP_SERVER_ERROR = 500
 HTTP_TOO_MANY = 429
 DEFAULT_RETRY_AFTER = 1.0
+MAX_TOKEN_CLIENTS = 1024  # distinct bot tokens in use at once; far above real tenant counts
 
 
 class Outcome(StrEnum):
@@ -168,11 +170,14 @@ class SlackClient:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
-        self._clients: dict[str, AsyncWebClient] = {}
+        # One client per bot token; rotated tokens age out rather than pile up.
+        self._clients: OrderedDict[str, AsyncWebClient] = OrderedDict()
 
     def _client(self, token: str) -> AsyncWebClient:
         client = self._clients.get(token)
-        if client is None:
+        if client is not None:
+            self._clients.move_to_end(token)
+        else:
             if self._session is None:
                 self._session = aiohttp.ClientSession(
                     timeout=aiohttp.ClientTimeout(total=self.timeout)
@@ -185,6 +190,8 @@ class SlackClient:
                 retry_handlers=[],
             )
             self._clients[token] = client
+            if len(self._clients) > MAX_TOKEN_CLIENTS:
+                self._clients.popitem(last=False)
         return client
 
     async def _call(self, method: str, token: str, **arguments: Any) -> Mapping[str, Any]:

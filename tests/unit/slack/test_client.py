@@ -8,7 +8,15 @@ import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from slack_tools.slack.client import KNOWN_CODES, Outcome, classify, reason_label, workspace_of
+from slack_tools.slack import client as client_module
+from slack_tools.slack.client import (
+    KNOWN_CODES,
+    Outcome,
+    SlackClient,
+    classify,
+    reason_label,
+    workspace_of,
+)
 
 
 class Answer:
@@ -83,3 +91,20 @@ def test_reason_labels_are_bounded_and_tokens_never_named() -> None:
     token = "xoxb-123456-secret"
     assert token not in workspace_of(token)
     assert workspace_of(token) == workspace_of(token)
+
+
+async def test_clients_per_token_are_bounded_and_the_busiest_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rotated tokens age out; a token in steady use keeps its client."""
+    monkeypatch.setattr(client_module, "MAX_TOKEN_CLIENTS", 3)
+    slack = SlackClient("http://127.0.0.1:9/api/", timeout=1.0)
+    try:
+        steady = slack._client("xoxb-steady")
+        for n in range(10):
+            slack._client(f"xoxb-rotated-{n}")
+            assert slack._client("xoxb-steady") is steady
+        assert len(slack._clients) == 3
+        assert "xoxb-rotated-0" not in slack._clients
+    finally:
+        await slack.close()

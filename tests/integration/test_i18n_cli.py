@@ -297,3 +297,18 @@ def test_preview_refuses_an_unknown_time_zone(capsys: pytest.CaptureFixture[str]
     assert code == 2
     assert out == ""
     assert "unknown time zone 'Europe/Pariss': did you mean Europe/Paris?" in err
+
+
+def test_check_names_the_line_of_a_malformed_catalog(
+    capsys: pytest.CaptureFixture[str], locales: Path, sources: Path
+) -> None:
+    path = locales / PO.format("de_DE")
+    edit(path, 'msgid "Panel"\nmsgstr "Panel"\n', 'msgid "Panel"\nnot a keyword\n')
+    line = path.read_text(encoding="utf-8").splitlines().index("not a keyword") + 1
+
+    code, _, err = cli(
+        capsys, "i18n", "check", "--locales", str(locales), "--sources", str(sources)
+    )
+
+    assert code == 1
+    assert f"{path}:{line}: not a valid PO file" in err

@@ -138,8 +138,8 @@ def read_catalog(path: Path, locale: str | None, problems: list[Problem]) -> Cat
     except OSError as exc:
         problems.append(Problem(path, 1, f"cannot read: {exc.strerror}"))
     except PoFileError as exc:
-        reason = str(exc).removesuffix(f" on {exc.lineno}")
-        problems.append(Problem(path, exc.lineno, f"not a valid PO file: {reason}"))
+        reason = str(exc).removesuffix(f" on {exc.lineno}")  # Babel counts lines from 0
+        problems.append(Problem(path, exc.lineno + 1, f"not a valid PO file: {reason}"))
     except (UnknownLocaleError, ValueError) as exc:  # a folder name Babel does not know; bad text
         problems.append(Problem(path, 1, f"cannot read: {exc}"))
     return None

@@ -16,6 +16,7 @@ import io
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -26,12 +27,13 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime, format_timedelta
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, format_percent
+from babel.messages.pofile import PoFileError, read_po
+from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 from babel.units import format_unit
 
 from slack_tools.configs.schema import SUPPORTED_LOCALES
+from slack_tools.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +49,47 @@ def packaged_catalogs() -> Path:
     return Path(str(resources.files("slack_tools.configs") / "locales"))
 
 
-def compile_catalog(po_file: Path, locale: str) -> gettext.NullTranslations:
-    """Read a ``.po`` file and compile it in memory."""
-    with po_file.open("rb") as handle:
-        catalog = read_po(handle, locale=locale, domain=DOMAIN)
+@dataclass(frozen=True)
+class CatalogProblem:
+    """Why a catalog file was not loaded, and where."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def compile_catalog(po_file: Path, locale: str) -> bytes:
+    """Read a ``.po`` file and compile it to ``.mo`` bytes in memory.
+
+    Raises ``CatalogError`` when the file cannot be used: unreadable, not valid
+    PO, or a translation whose placeholders would fail when formatted.
+    """
+    try:
+        with po_file.open("rb") as handle:
+            catalog = read_po(handle, locale=locale, domain=DOMAIN, abort_invalid=True)
+    except PoFileError as exc:
+        reason = str(exc).removesuffix(f" on {exc.lineno}")  # Babel counts lines from 0
+        raise CatalogError(CatalogProblem(po_file, exc.lineno + 1, reason)) from None
+    except (OSError, ValueError, UnknownLocaleError) as exc:  # unreadable, not UTF-8
+        raise CatalogError(CatalogProblem(po_file, 1, f"cannot read: {exc}")) from None
+    for message, errors in catalog.check():
+        if errors:
+            problem = CatalogProblem(po_file, message.lineno or 1, f"{message.id!r}: {errors[0]}")
+            raise CatalogError(problem)
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
-    buffer.seek(0)
-    return Translations(buffer, domain=DOMAIN)
+    return buffer.getvalue()
+
+
+class CatalogError(ConfigError):
+    """A catalog file that cannot be loaded; ``problem`` says where."""
+
+    def __init__(self, problem: CatalogProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
 
 
 def negotiate(requested: str | None, supported: tuple[str, ...], default: str) -> str:
@@ -87,24 +122,47 @@ class Catalogs:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._compiled: dict[str, bytes] = {}  # the last good .mo of each locale
         self._translations: dict[str, gettext.NullTranslations] = {}
+        self._localizers: dict[tuple[str | None, str], Localizer] = {}
+        self.problems: tuple[CatalogProblem, ...] = ()
         self.reload()
 
-    def _load(self, locale: str) -> gettext.NullTranslations:
-        po_file = self.directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
-        if not po_file.exists():
-            return gettext.NullTranslations()
-        return compile_catalog(po_file, locale)
+    def reload(self) -> tuple[CatalogProblem, ...]:
+        """Read every catalog again; the new set replaces the old one at once.
 
-    def reload(self) -> None:
-        """Read every catalog again; the new set replaces the old one at once."""
-        loaded = {locale: self._load(locale) for locale in self.supported}
-        for locale, translations in loaded.items():
-            if locale != self.fallback_locale:
-                translations.add_fallback(loaded[self.fallback_locale])
+        A catalog that cannot be loaded keeps its previous version (none at start:
+        its readers get the fallback locale's words). Returns what was refused,
+        also logged with file and line.
+        """
         with self._lock:
+            problems: list[CatalogProblem] = []
+            compiled = dict(self._compiled)
+            for locale in self.supported:
+                po_file = self.directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+                if not po_file.exists():
+                    compiled.pop(locale, None)
+                    continue
+                try:
+                    compiled[locale] = compile_catalog(po_file, locale)
+                except CatalogError as exc:
+                    problems.append(exc.problem)
+            loaded = {locale: _translations(compiled.get(locale)) for locale in self.supported}
+            for locale, translations in loaded.items():
+                if locale != self.fallback_locale:
+                    translations.add_fallback(loaded[self.fallback_locale])
+            self._compiled = compiled
             self._translations = loaded
-            self._localizers: dict[tuple[str | None, str], Localizer] = {}
+            self._localizers = {}
+            self.problems = tuple(problems)
+        for problem in problems:
+            log.error(
+                "localization.catalog_rejected",
+                file=str(problem.path),
+                line=problem.line,
+                error=problem.message,
+            )
+        return self.problems
 
     def localizer(self, locale: str | None = None, timezone: str = "UTC") -> Localizer:
         """A localizer for the closest supported locale and the given IANA time zone."""
@@ -116,6 +174,25 @@ class Catalogs:
             if len(self._localizers) < _MAX_LOCALIZERS:
                 self._localizers[key] = found
         return found
+
+
+def _formatted(text: str, source: str, values: dict[str, object]) -> str:
+    """``text % values``; the English source if a translation's placeholders do not fit.
+
+    Loaded catalogs are checked, so this guards the delivery path against what
+    the check cannot see (a value passed under a name no message uses).
+    """
+    try:
+        return text % values
+    except (KeyError, ValueError, TypeError) as exc:
+        log.error("localization.format_failed", message=source, error=repr(exc))
+        return source % values
+
+
+def _translations(mo: bytes | None) -> gettext.NullTranslations:
+    if mo is None:
+        return gettext.NullTranslations()
+    return Translations(io.BytesIO(mo), domain=DOMAIN)
 
 
 _DURATION_UNITS = (
@@ -136,17 +213,22 @@ class Localizer:
 
     def gettext(self, message: str, **values: object) -> str:
         text = self.translations.gettext(message)
-        return text % values if values else text
+        return _formatted(text, message, values) if values else text
 
     def ngettext(self, singular: str, plural: str, count: int, **values: object) -> str:
         text = self.translations.ngettext(singular, plural, count)
-        return text % {"count": self.number(count), **values}
+        source = singular if count == 1 else plural
+        return _formatted(text, source, {"count": self.number(count), **values})
 
     def number(self, value: float) -> str:
         return format_decimal(value, locale=self.locale)
 
     def percent(self, value: float) -> str:
         return format_percent(value, locale=self.locale)
+
+    def currency(self, amount: Decimal | float, currency: str) -> str:
+        """An amount of money: "1 234,50 €", "€1,234.50" (pass a ``Decimal`` for billing)."""
+        return format_currency(amount, currency, locale=self.locale)
 
     def format_time(self, moment: datetime, fmt: str = "medium") -> str:
         """A date and time in this time zone (``medium``: "26 nov. 2026, 15:03:12")."""

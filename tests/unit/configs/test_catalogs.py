@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import re
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
+from babel.support import Translations
 
 from slack_tools.alerts.models import AlertGroup, Source
 from slack_tools.alerts.render import render_group
@@ -177,7 +179,7 @@ def test_placeholders_match_the_source(locale: str) -> None:
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 def test_catalogs_compile_and_serve_every_message(locale: str, catalogs: Catalogs) -> None:
     """Catalogs compiles each .po and answers every message from the locale itself."""
-    compiled = compile_catalog(po_path(locale), locale)
+    compiled = Translations(io.BytesIO(compile_catalog(po_path(locale), locale)))
     translations = catalogs.localizer(locale).translations
     for message in read(po_path(locale), locale):
         if not message.id:

@@ -1,21 +1,30 @@
 """Block Kit messages from alert groups, in the reader's language, within Slack's limits.
 
+The words and layout come from message templates (``configs/templates``: the
+packaged defaults, a per-locale override, or a tenant's own, sandboxed); this
+module gives them the facts of a group, then makes what they produce a message
+Slack accepts: every block rebuilt from the keys Slack knows, texts clipped,
+links kept only when http(s) and short enough, and lists cut to 50 blocks with
+an "and N more" line. That holds for any template, a tenant's included.
+
 The blocks sit inside one attachment so that the message gets the coloured bar
 of its severity (Block Kit has no colour of its own); ``text`` is the fallback
-shown in notifications. Every visible word goes through the localizer.
-Limits (SLACK-API-FACTS): 50 blocks, 150 characters of header, 3000 per section,
-10 fields of 2000; counted in characters.
+shown in notifications. Limits (SLACK-API-FACTS): 50 blocks, 150 characters of
+header, 3000 per section, 10 fields of 2000; counted in characters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from slack_tools.alerts.models import Alert, AlertGroup, SlackMessage, Status
 from slack_tools.configs.localization import Localizer
 from slack_tools.configs.schema import Severity
+from slack_tools.configs.templates import TemplateEngine, clip, default_engine
+from slack_tools.configs.templates import escape_mrkdwn as escape
 
 MAX_BLOCKS = 50
 MAX_HEADER = 150
@@ -25,6 +34,9 @@ MAX_FIELD = 2000
 MAX_BUTTON = 75
 MAX_TEXT = 40_000
 MAX_URL = 3000
+MAX_BLOCK_ID = 255
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTION_ELEMENTS = 25
 
 COLORS: Mapping[Severity | str, str] = {
     Severity.CRITICAL: "#D92D20",
@@ -46,20 +58,21 @@ EMOJI: Mapping[Severity | str, str] = {
 _SHOWN_ELSEWHERE = frozenset({"alertname", "severity"})
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn escaping: only &, < and > are special."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+_OPEN_TOKEN = re.compile(r"<[^>]*$|&[a-z]{0,3}$")
 
 
-def clip(text: str, limit: int) -> str:
-    """At most ``limit`` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """:func:`clip`, never cutting a ``<!date…>`` token or an ``&amp;`` entity in two."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    cut = _OPEN_TOKEN.search(kept)
+    return (kept[: cut.start()] if cut else kept) + "…"
 
 
 def severity_name(t: Localizer, severity: Severity) -> str:
+    # The same words as the templates' (_common.j2, where their notes to translators are).
     names = {
-        # TRANSLATORS: severity of an alert, as in the header "🔴 Critical · HighErrorRate";
-        # agree it with your word for "alert".
         Severity.CRITICAL: t.gettext("Critical"),
         Severity.ERROR: t.gettext("Error"),
         Severity.WARNING: t.gettext("Warning"),
@@ -71,7 +84,6 @@ def severity_name(t: Localizer, severity: Severity) -> str:
 
 def _header(t: Localizer, group: AlertGroup) -> str:
     if group.status is Status.RESOLVED:
-        # TRANSLATORS: state of an alert group, as in the header "✅ Resolved · HighErrorRate".
         resolved = t.gettext("Resolved")
         return f"{EMOJI['resolved']} {resolved} · {group.name}"
     severity = group.severity
@@ -87,222 +99,401 @@ def _summary(group: AlertGroup) -> tuple[str, str]:
     return summary, description
 
 
-def _timing(t: Localizer, group: AlertGroup, now: datetime) -> str:
-    starts = [a.starts_at for a in group.alerts if a.starts_at]
-    start = min(starts) if starts else None
-    if group.status is Status.RESOLVED:
-        ends = [a.ends_at for a in group.alerts if a.ends_at]
-        end = max(ends) if ends else now
-        # The date comes after a separator, never inside the sentence: Slack shows it as
-        # "today" or "Yesterday" in the reader's language and zone.
-        if start is None:
-            # TRANSLATORS: followed by " · " and a date.
-            return f"{t.gettext('Resolved')} · {t.slack_date(end)}"
-        resolved = t.gettext("Resolved after %(duration)s", duration=t.duration(end - start))
-        return f"{resolved} · {t.slack_date(end)}"
-    firing = len(group.firing)
-    if start is None:
-        return t.ngettext("%(count)s alert firing", "%(count)s alerts firing", firing)
-    since = t.ngettext(
-        "%(count)s alert firing for %(duration)s",
-        "%(count)s alerts firing for %(duration)s",
-        firing,
-        duration=t.duration(now - start),
-    )
-    return f"{since} · {t.slack_date(start)}"
+def fallback_text(t: Localizer, group: AlertGroup) -> str:
+    """The notification text of a group's message (what the default template writes)."""
+    summary, _ = _summary(group)
+    head = escape(_header(t, group))
+    return clip(f"{head}: {escape(summary)}" if summary else head, MAX_TEXT)
 
 
-def _fields(t: Localizer, group: AlertGroup) -> list[dict[str, str]]:
+# --- what a template is given -------------------------------------------------------------
+
+
+def _data(text: str) -> str:
+    # Nothing in a message can show more than MAX_TEXT characters of one value, and a
+    # shorter value costs a template less; cutting here changes nothing a reader sees.
+    return clip(text, MAX_TEXT)
+
+
+def _pairs(labels: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": _data(k), "value": _data(v)} for k, v in labels.items()]
+
+
+def _display_labels(group: AlertGroup) -> dict[str, str]:
     labels = group.common_labels or (group.alerts[0].labels if len(group.alerts) == 1 else {})
-    shown = [(k, v) for k, v in sorted(labels.items()) if k not in _SHOWN_ELSEWHERE]
-    room = MAX_FIELDS if len(shown) <= MAX_FIELDS else MAX_FIELDS - 1
-    fields = [
-        {"type": "mrkdwn", "text": clip(f"*{escape(name)}*\n{escape(value)}", MAX_FIELD)}
-        for name, value in shown[:room]
-    ]
-    if len(shown) > room:
-        hidden = len(shown) - room
-        more = t.ngettext("and %(count)s more label", "and %(count)s more labels", hidden)
-        fields.append({"type": "mrkdwn", "text": f"_{more}_"})
-    return fields
+    return {k: v for k, v in sorted(labels.items()) if k not in _SHOWN_ELSEWHERE}
 
 
-def _alert_line(t: Localizer, alert: Alert, common: Mapping[str, str]) -> str:
-    own = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if common.get(k) != v]
-    mark = EMOJI["resolved"] if alert.is_resolved else EMOJI[alert.severity]
-    parts = [f"{mark} `{escape(', '.join(own) or alert.name)}`"]
-    description = alert.annotations.get("description") or alert.annotations.get("summary")
-    if description:
-        parts.append(escape(description))
-    if alert.value:
-        # TRANSLATORS: the measured value that triggered the alert, e.g. "value: B=91.2".
-        parts.append(t.gettext("value: %(value)s", value=escape(alert.value)))
-    return clip(" — ".join(parts), MAX_SECTION)
-
-
-def _buttons(t: Localizer, group: AlertGroup) -> list[dict[str, Any]]:
+def _links(group: AlertGroup) -> list[dict[str, str]]:
     first = group.alerts[0].links if group.alerts else None
     if first is None:
         return []
-    candidates = [
-        # TRANSLATORS: button opening the graph or rule that produced the alert.
-        ("source", t.gettext("Source"), first.generator),
-        # TRANSLATORS: button opening the procedure to follow for this alert.
-        (
-            "runbook",
-            t.gettext("Runbook"),
-            first.runbook or _link(group.common_annotations.get("runbook_url")),
-        ),
-        ("dashboard", t.gettext("Dashboard"), first.dashboard),
-        ("panel", t.gettext("Panel"), first.panel),
-        # TRANSLATORS: button that silences the alert (Alertmanager/Grafana), a verb.
-        ("silence", t.gettext("Silence"), group.silence_url or first.silence),
-    ]
-    return [
-        {
-            "type": "button",
-            "action_id": f"link_{name}",
-            "text": {"type": "plain_text", "text": clip(label, MAX_BUTTON)},
-            "url": url,
-        }
-        for name, label, url in candidates
-        # A longer URL makes Slack refuse the whole message; the link is dropped instead.
-        if url and len(url) <= MAX_URL
-    ]
+    candidates = (
+        ("source", first.generator),
+        ("runbook", first.runbook or group.common_annotations.get("runbook_url")),
+        ("dashboard", first.dashboard),
+        ("panel", first.panel),
+        ("silence", group.silence_url or first.silence),
+    )
+    return [{"name": name, "url": url} for name, url in candidates if _usable_url(url)]
 
 
-def _link(value: str | None) -> str | None:
-    return value if value and value.startswith(("http://", "https://")) else None
+def _usable_url(url: object) -> TypeGuard[str]:
+    # A longer URL makes Slack refuse the whole message; the link is dropped instead.
+    return isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) <= MAX_URL
+
+
+def group_facts(group: AlertGroup, now: datetime) -> dict[str, Any]:
+    """What a template knows of a group (plain data: strings, numbers, lists, times)."""
+    summary, description = _summary(group)
+    resolved = group.status is Status.RESOLVED
+    starts = [a.starts_at for a in group.alerts if a.starts_at]
+    start = min(starts) if starts else None
+    end = None
+    if resolved:
+        ends = [a.ends_at for a in group.alerts if a.ends_at]
+        end = max(ends) if ends else now
+    value = group.alerts[0].value if len(group.alerts) == 1 else None
+    firing = len(group.firing)
+    return {
+        "name": _data(group.name),
+        "status": group.status.value,
+        "is_resolved": resolved,
+        "severity": group.severity.value,
+        "emoji": EMOJI["resolved"] if resolved else EMOJI[group.severity],
+        "color": _color(group),
+        "summary": _data(summary),
+        "description": _data(description),
+        "value": _data(value) if value else None,
+        "labels": _pairs(_display_labels(group)),
+        "alert_count": len(group.alerts),
+        "firing_count": firing,
+        "resolved_count": len(group.alerts) - firing,
+        "truncated_alerts": group.truncated_alerts,
+        "starts_at": start,
+        "ends_at": end,
+        "elapsed": None if start is None else (end or now) - start,
+        "links": _links(group),
+        "group_labels": {k: _data(v) for k, v in group.group_labels.items()},
+        "common_labels": {k: _data(v) for k, v in group.common_labels.items()},
+        "common_annotations": {k: _data(v) for k, v in group.common_annotations.items()},
+        "source": group.source.value,
+        "receiver": group.receiver,
+        "title": group.title,
+    }
+
+
+def alert_facts(alert: Alert, common: Mapping[str, str]) -> dict[str, Any]:
+    """What a template knows of one alert; ``own_labels`` are those not common to the group."""
+    own = {k: v for k, v in sorted(alert.labels.items()) if common.get(k) != v}
+    return {
+        "name": _data(alert.name),
+        "fingerprint": alert.fingerprint,
+        "status": alert.status.value,
+        "is_resolved": alert.is_resolved,
+        "severity": alert.severity.value,
+        "emoji": EMOJI["resolved"] if alert.is_resolved else EMOJI[alert.severity],
+        "labels": {k: _data(v) for k, v in alert.labels.items()},
+        "own_labels": _pairs(own),
+        "annotations": {k: _data(v) for k, v in alert.annotations.items()},
+        "summary": _data(alert.annotations.get("summary", "")),
+        "description": _data(alert.annotations.get("description", "")),
+        "value": _data(alert.value) if alert.value else None,
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "links": {
+            name: url
+            for name in ("generator", "runbook", "silence", "dashboard", "panel")
+            if _usable_url(url := getattr(alert.links, name))
+        },
+    }
+
+
+def _listed_alerts(group: AlertGroup) -> list[Alert]:
+    # Firing and most severe first; never more than a message can list.
+    ordered = sorted(group.alerts, key=lambda a: (a.is_resolved, -a.severity.rank))
+    return ordered[:MAX_BLOCKS]
+
+
+def _listed_groups(groups: Sequence[AlertGroup]) -> list[AlertGroup]:
+    ordered = sorted(groups, key=lambda g: (g.status is Status.RESOLVED, -g.severity.rank))
+    return ordered[:MAX_BLOCKS]
+
+
+# --- what a template produces, made a message Slack accepts -----------------------------------
+
+
+class MessageShapeError(ValueError):
+    """A template's output that is not a message (the next template renders it instead).
+
+    The text never quotes the output: it may hold alert data, and it is logged.
+    """
+
+
+_TOP_KEYS = frozenset({"text", "color", "blocks", "items", "tail"})
+_COLOR = re.compile(r"^(#[0-9A-Fa-f]{6}|good|warning|danger)$")
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise MessageShapeError(f"{what} must be a non-empty string")
+    return value
+
+
+def _text_object(value: object, limit: int, kinds: frozenset[str]) -> dict[str, Any] | None:
+    """A text object clipped to ``limit``; ``None`` when its text is empty."""
+    if not isinstance(value, dict) or value.get("type") not in kinds:
+        raise MessageShapeError(f"a text object must have a type among {sorted(kinds)}")
+    text = value.get("text")
+    if not isinstance(text, str):
+        raise MessageShapeError("a text object must have a text")
+    if not text.strip():
+        return None
+    kind = value["type"]
+    found: dict[str, Any] = {
+        "type": kind,
+        "text": clip_mrkdwn(text, limit) if kind == "mrkdwn" else clip(text, limit),
+    }
+    for flag in ("emoji", "verbatim"):
+        if isinstance(value.get(flag), bool):
+            found[flag] = value[flag]
+    return found
+
+
+_TEXTS = frozenset({"mrkdwn", "plain_text"})
+_PLAIN = frozenset({"plain_text"})
+
+
+def _list(block: Mapping[str, Any], key: str) -> list[Any]:
+    value = block.get(key, [])
+    if not isinstance(value, list):
+        raise MessageShapeError(f"{key} must be a list")
+    return value
+
+
+def _header_block(block: Mapping[str, Any], _t: Localizer) -> dict[str, Any] | None:
+    text = _text_object(block.get("text"), MAX_HEADER, _PLAIN)
+    return None if text is None else {"type": "header", "text": text}
+
+
+def _section_block(block: Mapping[str, Any], t: Localizer) -> dict[str, Any] | None:
+    found: dict[str, Any] = {"type": "section"}
+    if "text" in block:
+        text = _text_object(block["text"], MAX_SECTION, _TEXTS)
+        if text is not None:
+            found["text"] = text
+    fields = [f for f in (_text_object(f, MAX_FIELD, _TEXTS) for f in _list(block, "fields")) if f]
+    if len(fields) > MAX_FIELDS:
+        hidden = len(fields) - (MAX_FIELDS - 1)
+        more = t.ngettext("and %(count)s more label", "and %(count)s more labels", hidden)
+        fields = [*fields[: MAX_FIELDS - 1], {"type": "mrkdwn", "text": f"_{more}_"}]
+    if fields:
+        found["fields"] = fields
+    return found if len(found) > 1 else None
+
+
+def _context_block(block: Mapping[str, Any], _t: Localizer) -> dict[str, Any] | None:
+    elements = [
+        e for e in (_text_object(e, MAX_SECTION, _TEXTS) for e in _list(block, "elements")) if e
+    ]
+    return {"type": "context", "elements": elements[:MAX_CONTEXT_ELEMENTS]} if elements else None
+
+
+def _actions_block(block: Mapping[str, Any], _t: Localizer) -> dict[str, Any] | None:
+    buttons: list[dict[str, Any]] = []
+    for index, element in enumerate(_list(block, "elements")):
+        if not isinstance(element, dict) or element.get("type") != "button":
+            raise MessageShapeError("actions may only hold link buttons")
+        text = _text_object(element.get("text"), MAX_BUTTON, _PLAIN)
+        if text is None or not _usable_url(element.get("url")):
+            continue
+        action_id = element.get("action_id")
+        if not isinstance(action_id, str) or not 0 < len(action_id) <= MAX_BLOCK_ID:
+            action_id = f"link_{index}"
+        button = {"type": "button", "action_id": action_id, "text": text, "url": element["url"]}
+        if element.get("style") in ("primary", "danger"):
+            button["style"] = element["style"]
+        buttons.append(button)
+    return {"type": "actions", "elements": buttons[:MAX_ACTION_ELEMENTS]} if buttons else None
+
+
+def _divider_block(_block: Mapping[str, Any], _t: Localizer) -> dict[str, Any]:
+    return {"type": "divider"}
+
+
+_BLOCKS: Mapping[str, Callable[[Mapping[str, Any], Localizer], dict[str, Any] | None]] = {
+    "header": _header_block,
+    "section": _section_block,
+    "context": _context_block,
+    "actions": _actions_block,
+    "divider": _divider_block,
+}
+
+
+def _blocks(value: object, t: Localizer) -> list[dict[str, Any]]:
+    """Blocks rebuilt from the keys Slack knows, clipped; empty ones left out."""
+    if not isinstance(value, list):
+        raise MessageShapeError("blocks, items and tail must be lists")
+    found: list[dict[str, Any]] = []
+    for block in value:
+        if not isinstance(block, dict) or block.get("type") not in _BLOCKS:
+            raise MessageShapeError("a block is not an object of a known type")
+        built = _BLOCKS[block["type"]](block, t)
+        if built is None:
+            continue
+        block_id = block.get("block_id")
+        if isinstance(block_id, str) and 0 < len(block_id) <= MAX_BLOCK_ID:
+            built["block_id"] = block_id
+        found.append(built)
+    return found
+
+
+def _fit(
+    head: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    tail: list[dict[str, Any]],
+    unlisted: int,
+    more: Callable[[int], str],
+) -> list[dict[str, Any]]:
+    """At most MAX_BLOCKS blocks: the items that fit, then "and N more", between head and tail.
+
+    ``unlisted`` items were never given to the template (beyond what a message can list).
+    When the template's own blocks leave no room, its last ones count as not listed.
+    """
+    tail = tail[: MAX_BLOCKS // 2]
+    total = len(items) + unlisted
+    room = MAX_BLOCKS - len(head) - len(tail)
+    shown = items if total <= room else items[: max(room - 1, 0)]
+    hidden = total - len(shown)
+    fixed = len(head) + len(tail)
+    if fixed > MAX_BLOCKS or (fixed == MAX_BLOCKS and hidden):
+        excess = fixed + 1 - MAX_BLOCKS
+        head, hidden = head[: len(head) - excess], hidden + excess
+    return [*head, *shown, *([_context(more(hidden))] if hidden else []), *tail]
+
+
+def _message(
+    output: object, t: Localizer, *, color: str, unlisted: int, more: Callable[[int], str]
+) -> SlackMessage:
+    if not isinstance(output, dict) or not output.keys() <= _TOP_KEYS:
+        raise MessageShapeError(f"a message template must produce an object of {sorted(_TOP_KEYS)}")
+    text = clip(_text(output.get("text"), "text"), MAX_TEXT)
+    chosen = output.get("color", color)
+    if not isinstance(chosen, str) or not _COLOR.match(chosen):
+        raise MessageShapeError("color must be #RRGGBB, good, warning or danger")
+    items = _blocks(output.get("items", []), t)
+    blocks = _fit(
+        _blocks(output.get("blocks", []), t),
+        items,
+        _blocks(output.get("tail", []), t),
+        unlisted if items else 0,
+        more,
+    )
+    if not blocks:
+        raise MessageShapeError("a message needs at least one block")
+    attachment = {"color": chosen, "blocks": blocks, "fallback": text}
+    return SlackMessage(text=text, attachments=(attachment,))
+
+
+def _reply(output: object) -> SlackMessage:
+    if not isinstance(output, dict) or output.keys() != {"text"}:
+        raise MessageShapeError('a reply template must produce {"text": …}')
+    return SlackMessage(text=clip(_text(output["text"], "text"), MAX_TEXT))
 
 
 def _color(group: AlertGroup) -> str:
     return COLORS["resolved"] if group.status is Status.RESOLVED else COLORS[group.severity]
 
 
-def fallback_text(t: Localizer, group: AlertGroup) -> str:
-    summary, _ = _summary(group)
-    head = escape(_header(t, group))
-    return clip(f"{head}: {escape(summary)}" if summary else head, MAX_TEXT)
-
-
-def render_group(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage:
-    """The message of one group: header, summary, labels, timing, alerts, links."""
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": clip(_header(t, group), MAX_HEADER),
-                "emoji": True,
-            },
-        }
-    ]
-    summary, description = _summary(group)
-    value = group.alerts[0].value if len(group.alerts) == 1 else None
-    parts = (
-        f"*{escape(summary)}*" if summary else "",
-        escape(description),
-        t.gettext("value: %(value)s", value=escape(value)) if value else "",
-    )
-    text = "\n".join(p for p in parts if p)
-    if text:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
-        )
-    fields = _fields(t, group)
-    if fields:
-        blocks.append({"type": "section", "fields": fields})
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _timing(t, group, now)}]}
-    )
-
-    buttons = _buttons(t, group)
-    tail: list[dict[str, Any]] = []
-    if group.truncated_alerts:
-        tail.append(
-            _context(
-                t.ngettext(
-                    "%(count)s more alert was left out by the sender",
-                    "%(count)s more alerts were left out by the sender",
-                    group.truncated_alerts,
-                )
-            )
-        )
-    if buttons:
-        tail.append({"type": "actions", "elements": buttons})
-
-    if len(group.alerts) > 1:
-        ordered = sorted(group.alerts, key=lambda a: (a.is_resolved, -a.severity.rank))
-        room = MAX_BLOCKS - len(blocks) - len(tail)
-        shown = ordered if len(ordered) <= room else ordered[: room - 1]
-        common = {**group.group_labels, **group.common_labels}
-        blocks += [
-            {"type": "section", "text": {"type": "mrkdwn", "text": _alert_line(t, a, common)}}
-            for a in shown
-        ]
-        if len(shown) < len(ordered):
-            hidden = len(ordered) - len(shown)
-            more = t.ngettext("and %(count)s more alert", "and %(count)s more alerts", hidden)
-            blocks.append(_context(more))
-    blocks += tail
-    attachment = {"color": _color(group), "blocks": blocks, "fallback": fallback_text(t, group)}
-    return SlackMessage(text=fallback_text(t, group), attachments=(attachment,))
-
-
 def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION)}]}
 
 
-def render_reply(group: AlertGroup, t: Localizer, now: datetime) -> SlackMessage:
-    """A short thread reply saying what changed (the parent message shows the whole group)."""
-    return SlackMessage(
-        text=clip(f"{escape(_header(t, group))} — {_timing(t, group, now)}", MAX_TEXT)
-    )
+# --- the messages -------------------------------------------------------------------------------
 
 
-def render_digest(groups: Sequence[AlertGroup], t: Localizer, now: datetime) -> SlackMessage:
-    """One message for many groups at once, when a channel has more than its pace can send."""
-    header = t.ngettext(
-        "%(count)s alert group changed", "%(count)s alert groups changed", len(groups)
-    )
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": clip(f"📋 {header}", MAX_HEADER), "emoji": True},
-        },
-        _context(
-            t.gettext(
-                "Grouped into one message to stay within Slack's limits; "
-                "changes follow in the thread."
-            )
-        ),
-    ]
-    ordered = sorted(groups, key=lambda g: (g.status is Status.RESOLVED, -g.severity.rank))
-    room = MAX_BLOCKS - len(blocks)
-    shown = ordered if len(ordered) <= room else ordered[: room - 1]
-    for group in shown:
-        summary, _ = _summary(group)
-        line = f"*{escape(_header(t, group))}*"
-        if summary:
-            line += f" — {escape(summary)}"
-        line += f"\n{_timing(t, group, now)}"
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": clip(line, MAX_SECTION)}}
+def render_group(
+    group: AlertGroup,
+    t: Localizer,
+    now: datetime,
+    *,
+    templates: Mapping[str, str] | None = None,
+    engine: TemplateEngine | None = None,
+) -> SlackMessage:
+    """The message of one group: header, summary, labels, timing, alerts, links.
+
+    ``templates`` are the tenant's own (name → source), tried first; ``engine`` holds the
+    default templates (the packaged ones unless given).
+    """
+    listed = _listed_alerts(group)
+    common = {**group.group_labels, **group.common_labels}
+    context = {
+        "group": group_facts(group, now),
+        "alerts": [alert_facts(a, common) for a in listed],
+        "now": now,
+    }
+
+    def accept(output: object) -> SlackMessage:
+        return _message(
+            output,
+            t,
+            color=_color(group),
+            unlisted=len(group.alerts) - len(listed),
+            more=lambda n: t.ngettext("and %(count)s more alert", "and %(count)s more alerts", n),
         )
-    if len(shown) < len(ordered):
-        hidden = len(ordered) - len(shown)
-        more = t.ngettext("and %(count)s more group", "and %(count)s more groups", hidden)
-        blocks.append(_context(more))
+
+    chosen = engine or default_engine()
+    return chosen.render("group", t, context, accept, tenant_templates=templates)
+
+
+def render_reply(
+    group: AlertGroup,
+    t: Localizer,
+    now: datetime,
+    *,
+    templates: Mapping[str, str] | None = None,
+    engine: TemplateEngine | None = None,
+) -> SlackMessage:
+    """A short thread reply saying what changed (the parent message shows the whole group)."""
+    context = {"group": group_facts(group, now), "now": now}
+    chosen = engine or default_engine()
+    return chosen.render("reply", t, context, _reply, tenant_templates=templates)
+
+
+def render_digest(
+    groups: Sequence[AlertGroup],
+    t: Localizer,
+    now: datetime,
+    *,
+    templates: Mapping[str, str] | None = None,
+    engine: TemplateEngine | None = None,
+) -> SlackMessage:
+    """One message for many groups at once, when a channel has more than its pace can send."""
+    listed = _listed_groups(groups)
     worst = max(
         (g.severity for g in groups if g.status is Status.FIRING),
         key=lambda s: s.rank,
         default=None,
     )
     color = COLORS[worst] if worst is not None else COLORS["resolved"]
-    fallback = clip(f"📋 {header}", MAX_TEXT)
-    return SlackMessage(
-        text=fallback, attachments=({"color": color, "blocks": blocks, "fallback": fallback},)
-    )
+    context = {
+        "groups": [group_facts(g, now) for g in listed],
+        "group_count": len(groups),
+        "color": color,
+        "now": now,
+    }
+
+    def accept(output: object) -> SlackMessage:
+        return _message(
+            output,
+            t,
+            color=color,
+            unlisted=len(groups) - len(listed),
+            more=lambda n: t.ngettext("and %(count)s more group", "and %(count)s more groups", n),
+        )
+
+    chosen = engine or default_engine()
+    return chosen.render("digest", t, context, accept, tenant_templates=templates)
 
 
 def plain_view(message: SlackMessage) -> str:

@@ -126,6 +126,35 @@ class MonitoringConfig(Section):
     profiling: bool = Field(False, description="Expose profiling hooks (dev only).")
 
 
+class TemplateLimitsConfig(Section):
+    """What one tenant template may cost; a template over any limit is not used for that message."""
+
+    max_source_bytes: PositiveInt = Field(
+        64 * 1024,
+        description=(
+            "Largest tenant template source (UTF-8 bytes); a larger one is refused and the "
+            "default template renders the message."
+        ),
+    )
+    max_output_bytes: PositiveInt = Field(
+        256 * 1024,
+        description=(
+            "Largest output of one tenant template render (UTF-8 bytes; a value the template "
+            "builds may hold as many characters); over it the render stops and the default "
+            "template is used."
+        ),
+    )
+    work_budget: PositiveInt = Field(
+        100_000,
+        description=(
+            "Work one tenant template render may do, in units of about one loop iteration "
+            "(a lookup, call or filter costs a few, a macro call 100, a formatted date 40, "
+            "64 characters handled 1; 100000 is some tens of milliseconds); over it the render "
+            "stops and the default template is used."
+        ),
+    )
+
+
 class LocalizationConfig(Section):
     default_locale: LocaleName = Field(
         "fr_FR",
@@ -142,6 +171,7 @@ class LocalizationConfig(Section):
         "UTC", description="IANA time zone when the tenant has none.", json_schema_extra=runtime()
     )
     hot_reload: bool = Field(False, description="Reload catalogs and templates when they change.")
+    template_limits: TemplateLimitsConfig = TemplateLimitsConfig()
 
 
 class EncryptionConfig(Section):

@@ -9,6 +9,7 @@ level below) with the document merged on top, validated as a whole.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 from slack_tools.configs import security
 from slack_tools.configs.config_loader import Layer, merge
-from slack_tools.configs.provenance import Origin, OriginKind, Positions, dotted
+from slack_tools.configs.provenance import Origin, OriginKind, Positions, dotted, nearest
 from slack_tools.configs.schema import (
     APP_FIELDS,
     TENANT_FIELDS,
@@ -26,9 +27,11 @@ from slack_tools.configs.schema import (
     AppConfig,
     FieldSpec,
     Path,
+    TemplateLimitsConfig,
     TenantConfig,
     UserConfig,
 )
+from slack_tools.configs.templates import TemplateEngine
 from slack_tools.configs.trees import leaves, nest, plain_copy, set_at
 from slack_tools.configs.validator import Issue, Level, Stage, errors_in, schema_issues
 from slack_tools.errors import ConfigError, SecretError
@@ -305,6 +308,36 @@ def check_document(
         model_for(scope), merged, positions, fields=fields_for(scope), unknown_keys=Level.ERROR
     )
     return Checked(model, issues)
+
+
+_TEMPLATE_NAME = re.compile(r"(group|digest|reply)(\.[a-z]{2}(_[A-Z]{2})?)?")
+
+
+def template_issues(
+    templates: Mapping[str, str], limits: TemplateLimitsConfig, positions: Positions
+) -> list[Issue]:
+    """A tenant's templates that would never be used or do not compile, named by key and line.
+
+    Checked when a tenant saves them; what only rendering finds (work budget, output
+    size) still falls back to the default template at delivery.
+    """
+    issues: list[Issue] = []
+    engine = TemplateEngine(limits=limits)
+    for name, source in sorted(templates.items()):
+        path = ("templates", name)
+        where = nearest(positions, path)
+        if not _TEMPLATE_NAME.fullmatch(name):
+            message = (
+                "unknown template name: group, digest or reply, optionally followed by "
+                ".<language> or .<locale> (group.fr, group.de_DE)"
+            )
+            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, message, where))
+            continue
+        problem = engine.check_tenant_template(name, source)
+        if problem is not None:
+            line = f"template line {problem.line}: " if problem.line else ""
+            issues.append(Issue(Level.ERROR, Stage.SCHEMA, path, line + problem.message, where))
+    return issues
 
 
 # --- diffs and masking -----------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -19,7 +19,7 @@ from watchfiles import awatch
 
 from slack_tools.configs.config_loader import expand_paths
 from slack_tools.configs.runtime import ConfigRuntime
-from slack_tools.errors import StorageError
+from slack_tools.errors import SlackToolsError, StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -112,3 +112,94 @@ class ConfigWatcher:
                     await self.check_files()
             except StorageError as exc:
                 log.warning("config.poll_failed", error=str(exc))
+
+
+def tree_fingerprint(directories: Sequence[Path], suffixes: tuple[str, ...]) -> str:
+    """Hash of the names and contents of the files ending in ``suffixes`` under ``directories``."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.rglob("*")):
+            if path.suffix not in suffixes or not path.is_file():
+                continue
+            digest.update(str(path).encode())
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+class TreeWatcher:
+    """Calls ``reload`` when the files under some directories change (catalogs, templates).
+
+    ``reload`` keeps what is loaded for a file it refuses (a half-edited ``.po``
+    must not take the translations away from a running service) and returns the
+    refused files; it logs them with their line itself.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        directories: Sequence[Path],
+        reload: Callable[[], Sequence[object]],
+        *,
+        suffixes: tuple[str, ...],
+        debounce_seconds: float,
+        poll_seconds: float,
+    ) -> None:
+        self.name = name
+        self.directories = tuple(d for d in directories if d.is_dir())
+        self.reload = reload
+        self.suffixes = suffixes
+        self.debounce_seconds = debounce_seconds
+        self.poll_seconds = poll_seconds
+        self._fingerprint = tree_fingerprint(self.directories, suffixes)
+        self._looking = asyncio.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set."""
+        if not self.directories:
+            return
+        tasks = [
+            asyncio.create_task(self._watch(stop)),
+            # A safety net where file events are not delivered (NFS, some mounts).
+            asyncio.create_task(self._poll(stop)),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def check(self) -> bool:
+        """Reload if the files changed since the last look; True if it reloaded."""
+        async with self._looking:
+            fingerprint = await asyncio.to_thread(tree_fingerprint, self.directories, self.suffixes)
+            if fingerprint == self._fingerprint:
+                return False
+            # Whatever happens, this content is not tried again until it changes.
+            self._fingerprint = fingerprint
+            try:
+                refused = await asyncio.to_thread(self.reload)
+            except SlackToolsError as exc:  # what is loaded stays; say why the files were refused
+                log.error("reload.failed", what=self.name, error=str(exc))
+                return False
+            log.info("reload.done", what=self.name, refused=len(refused))
+            return True
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        debounce_ms = max(int(self.debounce_seconds * 1000), 1)
+        async for _changes in awatch(*self.directories, debounce=debounce_ms, stop_event=stop):
+            await self.check()
+
+    async def _poll(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+            if not stop.is_set():
+                await self.check()

@@ -268,6 +268,11 @@ class ConfigManager:
         checked = documents.check_document(key.scope, base, opened, where, resolve_app)
         if not checked.ok:
             raise ConfigValidationError(checked.issues)
+        if isinstance(checked.model, TenantConfig) and "templates" in opened:
+            limits = app.localization.template_limits
+            issues = documents.template_issues(checked.model.templates, limits, where)
+            if issues:
+                raise ConfigValidationError(issues)
         return sealed
 
     # --- looking back --------------------------------------------------------------------

@@ -154,6 +154,13 @@ class ServiceMetrics:
             ["workspace"],
             registry=registry,
         )
+        self.template_fallbacks = Counter(
+            "slack_tools_template_fallbacks",
+            "Messages rendered with the default template because the chosen one failed or "
+            "was stopped, by origin (tenant, operator, packaged) and reason.",
+            ["tenant", "origin", "reason"],
+            registry=registry,
+        )
         self.dispatcher_heartbeat = Gauge(
             "slack_tools_dispatcher_heartbeat_timestamp_seconds",
             "When the dispatcher last completed a cycle (Unix time).",

@@ -403,6 +403,7 @@ class ConfigRuntime:
             if len(documents_only) < len(changed) and self._reload_global(changed):
                 return changed
             if documents_only:  # a rejected global change alone changed nothing here
+                log.info("config.documents_changed", documents=[k.label for k in documents_only])
                 config = self.config
                 self._notify(ConfigChange("database", config, config, documents_only))
             return changed

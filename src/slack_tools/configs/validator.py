@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path as FilePath
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -283,6 +284,8 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ("redis", "url"): "outside dev: no password inside the URL",
     ("data_dir",): "production: required",
     ("delivery", "lease_seconds"): "at least 3 times slack.timeout_seconds",
+    ("localization", "catalogs_directory"): "must be an existing directory",
+    ("localization", "templates_directory"): "must be an existing directory",
 }
 SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"  # noqa: S105 - prose
 
@@ -298,6 +301,14 @@ def _lease_outlasts_a_send(config: AppConfig, _: RuleContext) -> Iterable[tuple[
 
 LEASE_CALLS = 3
 
+
+def _localization_directories(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
+    for key in ("catalogs_directory", "templates_directory"):
+        directory = getattr(config.localization, key)
+        if directory is not None and not FilePath(directory).is_dir():
+            yield ("localization", key), f"{directory}: no such directory"
+
+
 RULES: tuple[Rule, ...] = (
     _no_debug,
     _no_mock,
@@ -307,6 +318,7 @@ RULES: tuple[Rule, ...] = (
     _https,
     _production_storage,
     _lease_outlasts_a_send,
+    _localization_directories,
 )
 
 

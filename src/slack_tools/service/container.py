@@ -14,10 +14,11 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from slack_tools.configs import ConfigManager, ConfigRuntime
-from slack_tools.configs.hot_reload import ConfigWatcher
-from slack_tools.configs.localization import Catalogs
+from slack_tools.configs.hot_reload import ConfigWatcher, TreeWatcher
+from slack_tools.configs.localization import Catalogs, packaged_catalogs
 from slack_tools.configs.metrics import ConfigCollector, ServiceMetrics, build_registry
 from slack_tools.configs.schema import AppConfig
+from slack_tools.configs.templates import TemplateEngine, TemplateFallback
 from slack_tools.errors import SlackToolsError
 from slack_tools.service.dispatcher import Dispatcher
 from slack_tools.service.ingest import FloodGate, Ingestor, KeyCache
@@ -52,6 +53,8 @@ class Service:
     slack: SlackClient
     tenants: TenantStore
     catalogs: Catalogs
+    templates: TemplateEngine
+    file_watchers: list[TreeWatcher] = field(default_factory=list)
     fake: FakeSlack | None = None
     redis: Redis | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,6 +76,10 @@ class Service:
             asyncio.create_task(self.watcher.run(self.stop), name="config-watcher"),
             asyncio.create_task(self.dispatcher.run(self.stop), name="dispatcher"),
             asyncio.create_task(self._maintain(), name="maintenance"),
+            *(
+                asyncio.create_task(w.run(self.stop), name=f"{w.name}-watcher")
+                for w in self.file_watchers
+            ),
         ]
 
     async def close(self, grace_seconds: float) -> None:
@@ -189,10 +196,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     database = runtime.database
     redis, limiter = _redis(config)
     tenants = TenantStore(database.engine)
-    catalogs = Catalogs(
-        default_locale=config.localization.default_locale,
-        fallback_locale=config.localization.fallback_locale,
-    )
+    catalogs, templates = _localization(config, metrics)
     slack = SlackClient(
         slack_base_url(config, port or config.server.port), timeout=config.slack.timeout_seconds
     )
@@ -203,6 +207,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         slack,
         catalogs,
         metrics,
+        templates=templates,
         limiter=limiter,
         default_token=(lambda: DEV_TOKEN) if fake is not None else (lambda: None),
     )
@@ -235,9 +240,59 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         slack=slack,
         tenants=tenants,
         catalogs=catalogs,
+        templates=templates,
+        file_watchers=_file_watchers(config, catalogs, templates),
         fake=fake,
         redis=redis,
     )
+
+
+def _localization(config: AppConfig, metrics: ServiceMetrics) -> tuple[Catalogs, TemplateEngine]:
+    settings = config.localization
+    catalogs = Catalogs(
+        directory=Path(settings.catalogs_directory or packaged_catalogs()),
+        # The fallback and default locales are always loaded, offered or not.
+        supported=tuple(
+            dict.fromkeys(
+                (*settings.supported_locales, settings.fallback_locale, settings.default_locale)
+            )
+        ),
+        default_locale=settings.default_locale,
+        fallback_locale=settings.fallback_locale,
+    )
+
+    def count_fallback(event: TemplateFallback) -> None:
+        # Renders run inside the dispatcher, which binds the tenant being delivered.
+        tenant = str(structlog.contextvars.get_contextvars().get("tenant", ""))
+        metrics.template_fallbacks.labels(
+            tenant=tenant, origin=event.origin.value, reason=event.reason.value
+        ).inc()
+
+    directory = settings.templates_directory
+    templates = TemplateEngine(
+        Path(directory) if directory else None,
+        limits=settings.template_limits,
+        on_fallback=count_fallback,
+    )
+    return catalogs, templates
+
+
+def _file_watchers(
+    config: AppConfig, catalogs: Catalogs, templates: TemplateEngine
+) -> list[TreeWatcher]:
+    """Reload catalogs and templates when their files change (``localization.hot_reload``)."""
+    if not config.localization.hot_reload:
+        return []
+    timing = {
+        "debounce_seconds": config.reload.debounce_seconds,
+        "poll_seconds": config.reload.poll_database_seconds,
+    }
+    return [
+        TreeWatcher("catalogs", [catalogs.directory], catalogs.reload, suffixes=(".po",), **timing),
+        TreeWatcher(
+            "templates", [templates.directory], templates.reload, suffixes=(".j2",), **timing
+        ),
+    ]
 
 
 def _redis(config: AppConfig) -> tuple[Redis | None, RateLimiter | None]:

@@ -486,6 +486,22 @@ RULES_EVERYWHERE = [
         ("slack", "base_url"),
         id="http-slack",
     ),
+    pytest.param(
+        "localization.catalogs_directory",
+        "/nonexistent/locales",
+        {},
+        True,
+        ("localization", "catalogs_directory"),
+        id="missing-catalogs-directory",
+    ),
+    pytest.param(
+        "localization.templates_directory",
+        "/nonexistent/templates",
+        {},
+        True,
+        ("localization", "templates_directory"),
+        id="missing-templates-directory",
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ from slack_tools.configs.schema.app import (
     SecurityConfig,
     ServerConfig,
     SlackConfig,
+    TemplateLimitsConfig,
 )
 from slack_tools.configs.schema.documents import (
     Route,
@@ -115,6 +116,7 @@ __all__ = [
     "ServerConfig",
     "Severity",
     "SlackConfig",
+    "TemplateLimitsConfig",
     "TemplateSources",
     "TenantConfig",
     "TenantDefaults",

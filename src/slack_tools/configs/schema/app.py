@@ -171,6 +171,20 @@ class LocalizationConfig(Section):
         "UTC", description="IANA time zone when the tenant has none.", json_schema_extra=runtime()
     )
     hot_reload: bool = Field(False, description="Reload catalogs and templates when they change.")
+    catalogs_directory: str | None = Field(
+        None,
+        description=(
+            "Directory of translation catalogs (<locale>/LC_MESSAGES/messages.po) used instead "
+            "of the packaged ones; start from a copy of the packaged folder."
+        ),
+    )
+    templates_directory: str | None = Field(
+        None,
+        description=(
+            "Directory of message templates (*.j2) tried before the packaged ones; a name "
+            "missing here comes from the package."
+        ),
+    )
     template_limits: TemplateLimitsConfig = TemplateLimitsConfig()
 
 

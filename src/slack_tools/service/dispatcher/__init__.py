@@ -38,6 +38,7 @@ from slack_tools.configs.circuit_breaker import (
 from slack_tools.configs.localization import Catalogs
 from slack_tools.configs.metrics import ServiceMetrics
 from slack_tools.configs.schema import AppConfig, TenantConfig
+from slack_tools.configs.templates import TemplateEngine
 from slack_tools.errors import SlackToolsError
 from slack_tools.service.dispatcher.pacing import SharedLimiter
 from slack_tools.service.dispatcher.planning import (
@@ -76,6 +77,7 @@ class Dispatcher:
         catalogs: Catalogs,
         metrics: ServiceMetrics,
         *,
+        templates: TemplateEngine | None = None,
         limiter: RateLimiter | None = None,
         default_token: Callable[[], str | None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -84,6 +86,7 @@ class Dispatcher:
         self.database = database
         self.client = client
         self.catalogs = catalogs
+        self.templates = templates
         self.metrics = metrics
         self.limiter = SharedLimiter(limiter)
         self.default_token = default_token
@@ -295,7 +298,10 @@ class Dispatcher:
         breaker: BreakerCall,
     ) -> None:
         workspace = workspace_of(token)
-        plan = self._plan(claimed, stored, tenant)
+        # Rendering is CPU work (a tenant template may spend its whole budget): off the loop,
+        # with the tenant bound so a template fallback is logged and counted under it.
+        with structlog.contextvars.bound_contextvars(tenant=work.tenant_id):
+            plan = await asyncio.to_thread(self._plan, claimed, stored, tenant)
         if plan is None:
             await self._bury(claimed, "group_missing: the group's state is no longer stored")
             return
@@ -329,6 +335,8 @@ class Dispatcher:
             lambda locale: self.catalogs.localizer(locale, tenant.timezone),
             self.clock(),
             thread_replies=self.runtime.config.delivery.thread_replies,
+            engine=self.templates,
+            templates=tenant.templates,
         )
 
     async def _send(

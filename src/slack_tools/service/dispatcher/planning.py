@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from slack_tools.alerts.models import SlackMessage, Status, group_from_stored
 from slack_tools.alerts.render import render_digest, render_group, render_reply
 from slack_tools.configs.localization import Localizer
 from slack_tools.configs.schema import AppConfig
+from slack_tools.configs.templates import TemplateEngine
 from slack_tools.slack.ratelimit import (
     Bucket,
     Request,
@@ -63,11 +65,14 @@ def plan_delivery(
     now: datetime,
     *,
     thread_replies: bool,
+    engine: TemplateEngine | None = None,
+    templates: Mapping[str, str] | None = None,
 ) -> Plan | None:
     """What to send for a channel's claimed deliveries (pure: no I/O, ``now`` given).
 
     Several at once make a digest. One makes a new post (first message of this episode),
-    an edit of its message, or a reply in the digest that holds it.
+    an edit of its message, or a reply in the digest that holds it. ``templates`` are
+    the tenant's own, tried before ``engine``'s.
     """
     groups = {
         h: group_from_stored(s.source, s.group_key, s.status, s.alerts, s.meta)
@@ -78,8 +83,11 @@ def plan_delivery(
         return None
     first = present[0]
     t = localizer(first.locale)
+    group_message = functools.partial(render_group, engine=engine, templates=templates)
+    reply_message = functools.partial(render_reply, engine=engine, templates=templates)
+    digest_message = functools.partial(render_digest, engine=engine, templates=templates)
     if len(present) > 1:
-        message = render_digest([groups[c.group_hash] for c in present], t, now)
+        message = digest_message([groups[c.group_hash] for c in present], t, now)
         episodes = tuple(stored[c.group_hash].episode for c in present)
         return Plan(Action.DIGEST, message, tuple(present), episodes)
     group = groups[first.group_hash]
@@ -87,16 +95,21 @@ def plan_delivery(
     same_episode = first.message_ts is not None and first.message_episode == episode[0]
     if same_episode and first.message_kind == Action.DIGEST.value:
         return Plan(
-            Action.REPLY, render_reply(group, t, now), (first,), episode, thread_ts=first.message_ts
+            Action.REPLY,
+            reply_message(group, t, now),
+            (first,),
+            episode,
+            thread_ts=first.message_ts,
         )
     if same_episode:
         reply = (
-            render_reply(group, t, now)
+            reply_message(group, t, now)
             if (thread_replies and group.status is Status.RESOLVED)
             else None
         )
-        return Plan(Action.UPDATE, render_group(group, t, now), (first,), episode, reply=reply)
-    return Plan(Action.POST, render_group(group, t, now), (first,), episode)
+        message = group_message(group, t, now)
+        return Plan(Action.UPDATE, message, (first,), episode, reply=reply)
+    return Plan(Action.POST, group_message(group, t, now), (first,), episode)
 
 
 def pacing_requests(plan: Plan, workspace: str, channel: str, budgets: Budgets) -> list[Request]:

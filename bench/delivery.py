@@ -165,9 +165,9 @@ def _p95(metrics: str) -> float:
         return float("nan")
     buckets.sort()
     total = buckets[-1][1]
-    for bound, count in buckets:
+    for upper, count in buckets:
         if count >= 0.95 * total:
-            return bound
+            return upper
     return float("inf")
 
 

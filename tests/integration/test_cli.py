@@ -318,7 +318,7 @@ def test_set_reads_the_value_from_standard_input(
     assert "slack_bot_token: '********'" in out
 
 
-keys_paths = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+keys_paths = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 
 
 @settings(

@@ -18,11 +18,12 @@ from slack_tools.configs import (
     ConfigManager,
     ConfigRuntime,
     ConfigValidationError,
+    UserConfig,
     initialize_config,
     set_default_runtime,
 )
 from slack_tools.errors import ConfigError, ConflictError, NotFoundError
-from slack_tools.storage import DocumentKey, Scope
+from slack_tools.storage import DocumentKey, DocumentVersion, Scope
 from tests.helpers import assert_no_secret
 
 MakeRuntime = Callable[..., ConfigRuntime]
@@ -48,6 +49,20 @@ slack:
 localization:
   default_locale: de_DE
 """
+
+
+def stored(manager: ConfigManager, key: DocumentKey) -> DocumentVersion:
+    """The document's current version, which the test has written."""
+    found = manager.document(key)
+    assert found is not None, key
+    return found
+
+
+def user_of(source: ConfigManager | ConfigRuntime, tenant: str, user: str) -> UserConfig:
+    """The user's effective preferences, which the test has set."""
+    found = source.effective(tenant, user).user
+    assert found is not None
+    return found
 
 
 @pytest.fixture
@@ -200,7 +215,7 @@ def test_global_default_channel_reaches_only_tenants_without_their_own(
 
     assert manager.get_tenant_config("quiet").slack_channel == "#everyone"
     assert manager.get_tenant_config("loud").slack_channel == "#loud"
-    assert manager.document(DocumentKey.for_scope("quiet")).content == {"locale": "en_US"}
+    assert stored(manager, DocumentKey.for_scope("quiet")).content == {"locale": "en_US"}
 
 
 def test_user_preferences_override_the_tenant(manager: ConfigManager) -> None:
@@ -237,7 +252,7 @@ def test_quotas_merge_key_by_key(manager: ConfigManager) -> None:
         "alerts_per_minute": 10,
         "webhooks_per_minute": 5,
     }
-    assert manager.document(ACME).content["quotas"] == {
+    assert stored(manager, ACME).content["quotas"] == {
         "alerts_per_minute": 10,
         "webhooks_per_minute": 5,
     }
@@ -637,7 +652,7 @@ def test_encrypted_token_copied_to_another_tenant_is_refused(
 ) -> None:
     """A ciphertext bound to one tenant does not decrypt in another tenant's document."""
     manager.update_tenant_config("acme", {"slack_bot_token": TENANT_TOKEN})
-    sealed = manager.document(ACME).content["slack_bot_token"]
+    sealed = stored(manager, ACME).content["slack_bot_token"]
     with pytest.raises(ConfigValidationError) as caught:
         manager.update_tenant_config("globex", {"slack_bot_token": sealed})
     assert "slack_bot_token" in str(caught.value)
@@ -806,10 +821,10 @@ def test_user_view_is_refreshed_by_tenant_and_user_changes(manager: ConfigManage
     assert manager.effective("acme", "alice") is view
 
     manager.update_user_config("acme", "alice", {"timezone": "Asia/Tokyo"})
-    assert manager.effective("acme", "alice").user.timezone == "Asia/Tokyo"
+    assert user_of(manager, "acme", "alice").timezone == "Asia/Tokyo"
 
     manager.update_tenant_config("acme", {"locale": "en_US"})
-    assert manager.effective("acme", "alice").user.locale == "en_US"
+    assert user_of(manager, "acme", "alice").locale == "en_US"
 
 
 def test_readers_holding_an_old_view_keep_the_old_values(manager: ConfigManager) -> None:
@@ -925,11 +940,11 @@ def test_user_write_in_one_instance_reaches_the_others_user_view(
     a, b = two_instances
     ConfigManager(a).update_tenant_config("acme", {"locale": "de_DE"})
     b.refresh_from_database()
-    assert b.effective("acme", "alice").user.locale == "de_DE"
+    assert user_of(b, "acme", "alice").locale == "de_DE"
 
     ConfigManager(a).update_user_config("acme", "alice", {"locale": "en_US"})
     assert b.refresh_from_database() == (ALICE,)
-    assert b.effective("acme", "alice").user.locale == "en_US"
+    assert user_of(b, "acme", "alice").locale == "en_US"
 
 
 def test_write_by_another_instance_is_seen_even_after_a_local_write(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-def logged_text(logs: list[dict[str, Any]]) -> str:
+def logged_text(logs: list[MutableMapping[str, Any]]) -> str:
     """Every captured log entry, one per line, as it would be rendered."""
     return "\n".join(repr(entry) for entry in logs)
 
@@ -96,7 +96,7 @@ class Watched:
     watcher: ConfigWatcher
     file: Path
     secrets: tuple[str, ...]
-    logs: list[dict[str, Any]]
+    logs: list[MutableMapping[str, Any]]
     changes: list[ConfigChange] = field(default_factory=list)
 
     def assert_no_secret_anywhere(self) -> None:
@@ -131,7 +131,7 @@ def secrets(master_keys: str) -> tuple[str, ...]:
 
 
 @pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """Every structured log entry emitted during the test, threads included."""
     with capture_logs() as captured:
         yield captured
@@ -149,7 +149,7 @@ def operator_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def watched(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
     make_runtime: MakeRuntime,
     database_file: str,
     operator_file: Path,
@@ -302,7 +302,7 @@ async def test_watcher_picks_up_another_instances_write(
 
 
 def test_reload_on_signal(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
     make_runtime: MakeRuntime,
     database_file: str,
     operator_file: Path,
@@ -371,7 +371,7 @@ def write_invalid_global(other: ConfigRuntime, expected_version: int = 0) -> Non
 
 
 def test_invalid_global_from_another_instance_is_rejected(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
     two_instances: tuple[ConfigRuntime, ConfigRuntime],
     secrets: tuple[str, ...],
 ) -> None:
@@ -404,7 +404,7 @@ def test_invalid_global_from_another_instance_is_rejected(
 
 
 def test_start_serves_without_invalid_global_overrides(
-    logs: list[dict[str, Any]],
+    logs: list[MutableMapping[str, Any]],
     make_runtime: MakeRuntime,
     database_file: str,
     operator_file: Path,

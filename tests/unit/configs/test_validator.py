@@ -609,7 +609,9 @@ def test_mock_slack_exempts_the_https_rule() -> None:
 def test_rule_issue_points_at_the_nearest_known_position() -> None:
     """A rule on a key that is not written anywhere points at its closest written ancestor."""
     config = AppConfig.model_validate(clean_data("production"))
-    positions = {("security",): Origin(OriginKind.FILE, "app.yaml", 7, 1)}
+    positions: dict[tuple[str | int, ...], Origin] = {
+        ("security",): Origin(OriginKind.FILE, "app.yaml", 7, 1)
+    }
     [issue] = rule_issues(config, RuleContext(positions, {}, has_master_key=False))
     assert issue.format().startswith("app.yaml:7:1: security.encryption.key_file: no master key")
 

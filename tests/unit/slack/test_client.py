@@ -29,7 +29,7 @@ class Answer:
 
 
 def api_error(status: int, data: Any, headers: dict[str, str] | None = None) -> SlackApiError:
-    return SlackApiError("failed", Answer(status, data, headers))  # type: ignore[arg-type]
+    return SlackApiError("failed", Answer(status, data, headers))  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@
     python3 dev.py serve    # install into .venv if needed, then run the service
     python3 dev.py test     # install into .venv if needed, then run the whole test suite
     python3 dev.py lint     # ruff (lint and format) and mypy
+    python3 dev.py golden   # rewrite the reviewed message snapshots in tests/golden
 
 The virtual environment is (re)built when pyproject.toml changes.
 """
@@ -67,6 +68,10 @@ def main(argv: list[str]) -> int:
             or run(ruff, "format", "--check", *python_sources)
             or run(str(BIN / "mypy"))
         )
+    if action == "golden":
+        # After a deliberate change to messages: review `git diff tests/golden`, then commit.
+        golden = "tests/unit/alerts/test_golden.py"
+        return run(str(BIN / "python"), "-m", "pytest", golden, "--update-golden", *rest)
     if action == "cli":
         return run(str(BIN / "slack-tools"), *rest)
     print(f"unknown command {action!r}\n{__doc__}", file=sys.stderr)

@@ -23,6 +23,27 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("SLACK_TOOLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--update-golden: the one way to rewrite the reviewed snapshots (tests/golden)."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite the reviewed message snapshots in tests/golden instead of comparing them "
+        "(python3 dev.py golden); refused when CI is set.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse --update-golden under CI: CI compares snapshots, it never rewrites them."""
+    if config.getoption("--update-golden") and IN_CI:
+        raise pytest.UsageError(
+            "--update-golden rewrites the reviewed snapshots in tests/golden and is refused "
+            "when CI is set: run `python3 dev.py golden` on your machine, review "
+            "`git diff tests/golden` and commit the snapshots."
+        )
+
+
 def unavailable(service: str, reason: str) -> None:
     """Skip outside CI; under CI a missing service is a failure, never a silent skip."""
     message = f"{service} unreachable ({reason})"

@@ -11,20 +11,27 @@ their own time zone; the fallback is formatted here, in the tenant's.
 
 from __future__ import annotations
 
+import functools
 import gettext
 import io
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 import structlog
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_datetime, format_timedelta
+from babel.dates import (
+    format_date,
+    format_datetime,
+    format_time,
+    format_timedelta,
+    get_datetime_format,
+)
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po
@@ -201,6 +208,56 @@ _DURATION_UNITS = (
     ("duration-minute", 60),
     ("duration-second", 1),
 )
+NamedFormat = Literal["short", "medium", "long", "full"]
+_NAMED_FORMATS: frozenset[str] = frozenset(get_args(NamedFormat))
+# Babel spends 5 to 20 µs a call, much of it parsing the locale's identifier and finding
+# its patterns again. The parsed locale is reused, and what depends only on small values
+# that repeat while serving (counts, the date of a day, the amounts of a duration) is
+# kept: every result is Babel's own, at most _KEPT per cache (well under a megabyte).
+_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _babel_locale(tag: str) -> Locale:
+    return Locale.parse(tag)
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _integer(tag: str, value: int) -> str:
+    return format_decimal(value, locale=_babel_locale(tag))
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _date(tag: str, fmt: str, day: date) -> str:
+    return format_date(day, fmt, locale=_babel_locale(tag))
+
+
+@functools.lru_cache(maxsize=64)
+def _date_time_pattern(tag: str, fmt: NamedFormat) -> str:
+    # Annotated as a DateTimePattern by Babel, it is the text "{1}, {0}" (time in {0}).
+    return str(get_datetime_format(fmt, locale=_babel_locale(tag))).replace("'", "")
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _unit(tag: str, unit: str, amount: int) -> str:
+    return format_unit(amount, unit, length="short", locale=_babel_locale(tag))
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _duration(tag: str, amounts: tuple[tuple[str, int], ...]) -> str:
+    parts = [
+        _unit(tag, unit, amount)
+        for index, (unit, amount) in enumerate(amounts)
+        if amount or index == 0
+    ]
+    return _join(parts, "unit-narrow", _babel_locale(tag))
+
+
+def _join(items: list[str], style: ListStyle, locale: Locale) -> str:
+    try:
+        return format_list(items, style=style, locale=locale)
+    except KeyError:  # some CLDR locales lack the narrow unit pattern for two items
+        return format_list(items, style="unit", locale=locale)
 
 
 @dataclass(frozen=True)
@@ -221,22 +278,36 @@ class Localizer:
         return _formatted(text, source, {"count": self.number(count), **values})
 
     def number(self, value: float) -> str:
-        return format_decimal(value, locale=self.locale)
+        if type(value) is int:  # not bool, nor a float equal to an integer
+            return _integer(self.locale, value)
+        return format_decimal(value, locale=_babel_locale(self.locale))
 
     def percent(self, value: float) -> str:
-        return format_percent(value, locale=self.locale)
+        return format_percent(value, locale=_babel_locale(self.locale))
 
     def currency(self, amount: Decimal | float, currency: str) -> str:
         """An amount of money: "1 234,50 €", "€1,234.50" (pass a ``Decimal`` for billing)."""
-        return format_currency(amount, currency, locale=self.locale)
+        return format_currency(amount, currency, locale=_babel_locale(self.locale))
 
     def format_time(self, moment: datetime, fmt: str = "medium") -> str:
         """A date and time in this time zone (``medium``: "26 nov. 2026, 15:03:12")."""
-        return format_datetime(moment, fmt, tzinfo=self.timezone, locale=self.locale)
+        if type(moment) is not datetime or fmt not in _NAMED_FORMATS:
+            return format_datetime(
+                moment, fmt, tzinfo=self.timezone, locale=_babel_locale(self.locale)
+            )
+        # Babel's format_datetime for a named format, with the date part kept (it changes
+        # once a day); only the time is formatted each call.
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.timezone)
+        time = format_time(local, fmt, tzinfo=None, locale=_babel_locale(self.locale))
+        return (
+            _date_time_pattern(self.locale, cast("NamedFormat", fmt))
+            .replace("{0}", time)
+            .replace("{1}", _date(self.locale, fmt, local.date()))
+        )
 
     def relative(self, moment: datetime, now: datetime) -> str:
         """ "il y a 5 minutes", "in 2 hours"."""
-        return format_timedelta(moment - now, add_direction=True, locale=self.locale)
+        return format_timedelta(moment - now, add_direction=True, locale=_babel_locale(self.locale))
 
     def duration(self, span: timedelta) -> str:
         """The largest unit of a duration and the next one: "2 h 5 min", "3 T., 4 Std."."""
@@ -246,19 +317,10 @@ class Localizer:
             amount, remaining = divmod(remaining, size)
             amounts.append((unit, amount))
         first = next((i for i, (_, amount) in enumerate(amounts) if amount), len(amounts) - 1)
-        chosen = amounts[first : first + 2]
-        parts = [
-            format_unit(amount, unit, length="short", locale=self.locale)
-            for index, (unit, amount) in enumerate(chosen)
-            if amount or index == 0
-        ]
-        return self.join(parts, style="unit-narrow")
+        return _duration(self.locale, tuple(amounts[first : first + 2]))
 
     def join(self, items: list[str], style: ListStyle = "standard") -> str:
-        try:
-            return format_list(items, style=style, locale=self.locale)
-        except KeyError:  # some CLDR locales lack the narrow unit pattern for two items
-            return format_list(items, style="unit", locale=self.locale)
+        return _join(items, style, _babel_locale(self.locale))
 
     def slack_date(self, moment: datetime) -> str:
         """Slack's date token: each reader sees it in their time zone; the fallback is ours."""

@@ -46,6 +46,7 @@ from slack_tools.configs.templates.budget import (
     WorkBudgetExceededError,
 )
 from slack_tools.configs.templates.sandbox import GuardedSandbox
+from slack_tools.configs.templates.trusted import TrustedEnvironment
 from slack_tools.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -181,9 +182,9 @@ class MemoryLoader(BaseLoader):
 
 def trusted_environment(sources: Mapping[str, str], directory: Path | None = None) -> Environment:
     """The environment of the directory's templates (trusted: no sandbox, no budget)."""
-    env = Environment(
+    env = TrustedEnvironment(
         loader=MemoryLoader(sources, directory),
-        autoescape=False,  # noqa: S701 - the output is JSON built with tojson, never HTML
+        autoescape=False,  # the output is JSON built with tojson, never HTML
         extensions=["jinja2.ext.i18n"],
     )
     env.newstyle_gettext = True  # type: ignore[attr-defined]

@@ -13,7 +13,6 @@ locale ("1 456", "1,456"), as :meth:`Localizer.ngettext` does.
 
 from __future__ import annotations
 
-import functools
 import json
 import json.encoder
 from collections.abc import Callable, Mapping
@@ -70,12 +69,6 @@ def gettext(message: str, /, **values: object) -> str:
     return str(current().localizer.translations.gettext(message)) % values
 
 
-@functools.lru_cache(maxsize=4096)
-def _integer(localizer: Localizer, value: int) -> str:
-    # Babel takes ~15 µs a number; counts repeat (1, 2, 3 alerts…), so they are kept.
-    return localizer.number(value)
-
-
 def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str:
     """The reader's plural form for ``count``, with ``count`` and ``num`` as localized numbers.
 
@@ -86,9 +79,7 @@ def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str
     formatted = dict(values)
     for key in ("count", "num"):
         value = formatted.get(key, count)
-        if type(value) is int:
-            formatted[key] = _integer(localizer, value)
-        elif type(value) is float:
+        if type(value) is int or type(value) is float:
             formatted[key] = localizer.number(value)
     return text % formatted
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,6 +56,27 @@ class Running:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         found = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(found.group(1)) / 1024 if found else float("nan")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the process and its descendants so far.
+
+        The benchmarks share a small machine with whatever else runs on it; the CPU a
+        request costs is steadier than the rate it reaches.
+        """
+        total = 0.0
+        pending = [self.process.pid]
+        tick = os.sysconf("SC_CLK_TCK")
+        while pending:
+            pid = pending.pop()
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                fields = stat.rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pending += [int(c) for c in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        return total
 
     def stop(self) -> None:
         self.process.terminate()
@@ -146,6 +168,45 @@ def create_tenant(running: Running, tenant: str, channel: str, token: str) -> st
 
 
 @contextmanager
+def profiler(
+    running: Running, output: Path | None, seconds: int, *, gil_only: bool = False
+) -> Iterator[None]:
+    """Sample ``running`` (and its worker processes) with py-spy while the block runs.
+
+    ``gil_only`` keeps the samples of the thread holding the GIL: where the Python
+    time goes, without the waits of a machine busy with other work.
+    """
+    if output is None:
+        yield
+        return
+    spy = Path(sys.executable).parent / "py-spy"
+    process = subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(running.process.pid),
+            "--subprocesses",
+            "--threads",
+            "--format",
+            "raw",
+            "--duration",
+            str(seconds),
+            "--output",
+            str(output),
+            "--nonblocking",
+            *(["--gil"] if gil_only else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.wait(timeout=seconds + 30)
+
+
+@contextmanager
 def baseline() -> Iterator[Running]:
     port = free_port()
     process = subprocess.Popen(
@@ -223,6 +284,8 @@ def wrk(
     connections: int,
     threads: int = 1,
 ) -> Load:
+    if shutil.which("wrk") is None:
+        sys.exit("bench: wrk is not installed (Debian: apt-get install wrk)")
     lua_bodies = "\n".join(f"bodies[{i + 1}] = {json.dumps(body)}" for i, body in enumerate(bodies))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % {"bodies": lua_bodies, "key": key, "path": path})

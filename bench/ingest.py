@@ -1,12 +1,15 @@
 """Ingest throughput: Alertmanager payloads of 10 alerts over real HTTP, durably accepted.
 
-    .venv/bin/python bench/ingest.py [--seconds 15] [--connections 32]
+    .venv/bin/python bench/ingest.py [--seconds 15] [--connections 32] [--workers 1]
+        [--profile FILE [--gil-only]] [--skip-baseline]
 
 wrk (a separate process) drives the service — authentication, flood check, parse,
 route, dedup and a SQLite commit per request through group commit, with the
 dispatcher running and sending to the Slack fake — and, in the same run, a bare
 FastAPI endpoint that only parses the same payloads, on the same uvicorn
-settings. Prints figures; asserts nothing.
+settings. Prints figures; asserts nothing. ``--profile FILE`` samples the service
+with py-spy during the measured run (collapsed stacks, one per line, with thread
+names), to see where a request's time goes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Load, baseline, create_tenant, fake_slack, service, wrk
+from harness import Load, baseline, create_tenant, fake_slack, profiler, service, wrk
 
 TOKEN = "xoxb-bench-token"
 PATH = "/api/v1/alerts/alertmanager"
@@ -73,23 +76,43 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server.workers of the service")
+    parser.add_argument("--profile", type=Path, help="write py-spy's collapsed stacks here")
+    parser.add_argument(
+        "--gil-only", action="store_true", help="profile only the thread holding the GIL"
+    )
+    parser.add_argument("--skip-baseline", action="store_true", help="measure the service only")
     options = parser.parse_args()
     bodies = [payload(group, flip) for flip in range(3) for group in range(GROUPS)]
 
-    with baseline() as bare:
-        wrk(bare.url, PATH, bodies[:50], "none", seconds=2, connections=options.connections)
-        bare_load = wrk(
-            bare.url, PATH, bodies, "none", seconds=options.seconds, connections=options.connections
-        )
-        bare_rss = bare.peak_rss_mb()
+    bare_load, bare_rss = None, float("nan")
+    if not options.skip_baseline:
+        with baseline() as bare:
+            wrk(bare.url, PATH, bodies[:50], "none", seconds=2, connections=options.connections)
+            bare_load = wrk(
+                bare.url,
+                PATH,
+                bodies,
+                "none",
+                seconds=options.seconds,
+                connections=options.connections,
+            )
+            bare_rss = bare.peak_rss_mb()
 
     extra = {"SLACK_TOOLS__SERVER__WORKERS": str(options.workers)}
     with fake_slack("--no-rate-limits") as fake, service(fake.url + "/api/", extra) as running:
         key = create_tenant(running, "bench", "#bench", TOKEN)
         wrk(running.url, PATH, bodies[:50], key, seconds=2, connections=options.connections)
-        ours = wrk(
-            running.url, PATH, bodies, key, seconds=options.seconds, connections=options.connections
-        )
+        cpu_before = running.cpu_seconds()
+        with profiler(running, options.profile, options.seconds, gil_only=options.gil_only):
+            ours = wrk(
+                running.url,
+                PATH,
+                bodies,
+                key,
+                seconds=options.seconds,
+                connections=options.connections,
+            )
+        our_cpu_ms = (running.cpu_seconds() - cpu_before) * 1000 / max(1, ours.requests)
         our_rss = running.peak_rss_mb()
 
     print(
@@ -100,10 +123,13 @@ def main() -> None:
         f"{'':<34}{'req/s':>10}{'alerts/s':>10}{'mean ms':>9}{'p50':>8}{'p95':>8}{'p99':>8}"
         f"{'non-2xx':>8}{'RSS MB':>9}"
     )
-    print(row("bare FastAPI, parse only", bare_load, bare_rss))
-    print(row(f"slack-tools, durable (SQLite), {options.workers} worker(s)", ours, our_rss))
+    if bare_load is not None:
+        print(row("bare FastAPI, parse only", bare_load, bare_rss))
+    print(row(f"slack-tools, SQLite, {options.workers} worker(s)", ours, our_rss))
+    print(f"service CPU per request: {our_cpu_ms:.2f} ms (user + system, all its threads)")
+    share = f"{ours.rate / bare_load.rate:.2f}" if bare_load is not None else "not measured"
     print(
-        f"share of the bare endpoint's rate: {ours.rate / bare_load.rate:.2f} (goal >= 0.5); "
+        f"share of the bare endpoint's rate: {share} (goal >= 0.5); "
         "goals: >= 4,000 req/s (40,000 alerts/s), mean < 10 ms, p95 < 25 ms, RSS < 256 MB"
     )
 

@@ -1200,3 +1200,66 @@ async def test_routing_errors_are_problem_documents(
     response = await harness.client.request(method, path)
 
     assert_problem(response, status)
+
+
+# --- the alert endpoints answered before the middleware stack -----------------------------
+
+
+async def test_an_unexpected_error_while_ingesting_is_a_503_problem_without_its_text(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the ingest path answers 503 + Retry-After, as the app's error handler does."""
+    secret = PAYLOAD_SECRETS[0]
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError(secret)
+
+    monkeypatch.setattr(harness.service.ingestor, "accept", broken)
+
+    response = await harness.post(GENERIC, GENERIC.firing("Broken"))
+
+    problem = assert_problem(response, 503)
+    assert response.headers["retry-after"] == "5"
+    assert problem["detail"] == "An unexpected error; retry later."
+    assert_no_secret(response.text, secret)
+    samples = await harness.metrics()
+    statuses = [
+        labels["status"]
+        for labels, _ in samples["slack_tools_request_duration_seconds_count"]
+        if labels["route"] == GENERIC.path
+    ]
+    assert statuses == ["503"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_ingest_under_a_root_path_answers_the_same(
+    harness: Harness, endpoint: Endpoint
+) -> None:
+    """Behind a proxy's root path the alert endpoints take the full stack, with one answer."""
+    direct = await harness.post(endpoint, endpoint.firing("Rooted"))
+    transport = httpx.ASGITransport(app=create_app(harness.service), root_path="/proxy")
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as proxied:
+        again = await proxied.post(
+            endpoint.path,
+            content=encode(endpoint.firing("Rooted")),
+            headers={"Content-Type": JSON, "Authorization": f"Bearer {harness.key}"},
+        )
+
+    assert direct.status_code == again.status_code == 202
+    assert again.json() == {
+        **direct.json(),
+        "groups": [{**g, "outcome": "duplicate", "deliveries": 0} for g in direct.json()["groups"]],
+    }
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_accepted_answer_is_compact_json(harness: Harness, endpoint: Endpoint) -> None:
+    """The 202 body is the compact UTF-8 JSON the framework would write, as application/json."""
+    response = await harness.post(endpoint, endpoint.firing("Compact"))
+
+    assert response.status_code == 202
+    assert response.headers["content-type"] == JSON
+    assert (
+        response.content
+        == json.dumps(response.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    )

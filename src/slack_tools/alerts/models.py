@@ -9,14 +9,46 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, Self, TypeVar, overload
 
 from slack_tools.configs.schema import Severity
+
+T = TypeVar("T")
+
+
+class cached_property(Generic[T]):  # noqa: N801 - a drop-in for functools.cached_property
+    """``functools.cached_property`` without its lock.
+
+    On Python 3.11 each first computation takes a lock shared by every instance and
+    thread (3.12 removed it); the ingest writer thread and the event loop then wait
+    on each other for hashes and severities. These values are pure, so two threads
+    computing one at once store equal values.
+    """
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> Self | T:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.name] = value
+        return value
 
 
 class Status(StrEnum):
@@ -55,13 +87,20 @@ def parse_severity(value: str | None) -> tuple[Severity, bool]:
     keys"); the caller counts them so a misspelt label is noticed.
     """
     if value is None:
-        return UNKNOWN_SEVERITY_FALLBACK, False
-    text = value.strip().lower()
-    if text in Severity.__members__.values():
-        return Severity(text), True
-    if text in _SEVERITY_ALIASES:
-        return _SEVERITY_ALIASES[text], True
-    return UNKNOWN_SEVERITY_FALLBACK, False
+        return _NOT_UNDERSTOOD
+    # Called for every alert received: one dict lookup for the usual exact word.
+    found = _SEVERITY_WORDS.get(value)
+    if found is None:
+        found = _SEVERITY_WORDS.get(value.strip().lower(), _NOT_UNDERSTOOD)
+    return found
+
+
+_NOT_UNDERSTOOD = (UNKNOWN_SEVERITY_FALLBACK, False)
+_SEVERITY_WORDS: dict[str, tuple[Severity, bool]] = {
+    word: (severity, True)
+    for word, severity in [*((s.value, s) for s in Severity), *_SEVERITY_ALIASES.items()]
+}
+_SEVERITY_RANK = {severity: severity.rank for severity in Severity}
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:
@@ -150,7 +189,9 @@ class AlertGroup:
     def severity(self) -> Severity:
         """The highest severity among the group's firing alerts (or all, if none fires)."""
         firing = [a for a in self.alerts if not a.is_resolved] or list(self.alerts)
-        return max((a.severity for a in firing), key=lambda s: s.rank, default=Severity.NONE)
+        return max(
+            (a.severity for a in firing), key=_SEVERITY_RANK.__getitem__, default=Severity.NONE
+        )
 
     @property
     def firing(self) -> tuple[Alert, ...]:
@@ -169,27 +210,36 @@ class AlertGroup:
         )
 
 
+_STATUS_TEXT = {status: status.value for status in Status}
+
+
+def _links_to_dict(links: Links) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if links.generator:
+        found["generator"] = links.generator
+    if links.runbook:
+        found["runbook"] = links.runbook
+    if links.silence:
+        found["silence"] = links.silence
+    if links.dashboard:
+        found["dashboard"] = links.dashboard
+    if links.panel:
+        found["panel"] = links.panel
+    return found
+
+
 def alert_to_dict(alert: Alert) -> dict[str, object]:
     """A JSON-ready form of an alert, for storage."""
-    links = {
-        k: v
-        for k, v in (
-            ("generator", alert.links.generator),
-            ("runbook", alert.links.runbook),
-            ("silence", alert.links.silence),
-            ("dashboard", alert.links.dashboard),
-            ("panel", alert.links.panel),
-        )
-        if v
-    }
+    # Written for every alert of every accepted notification, on the writer thread.
+    starts_at, ends_at = alert.starts_at, alert.ends_at
     return {
         "fingerprint": alert.fingerprint,
-        "status": alert.status.value,
+        "status": _STATUS_TEXT[alert.status],
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
-        "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
-        "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
-        "links": links,
+        "starts_at": starts_at.isoformat() if starts_at else None,
+        "ends_at": ends_at.isoformat() if ends_at else None,
+        "links": _links_to_dict(alert.links),
         "value": alert.value,
     }
 

@@ -213,12 +213,12 @@ class Ingestor:
         try:
             caller = await self.keys.caller(authorization)
         except AuthError:
-            self.metrics.rejected.labels(tenant="", reason="auth").inc()
+            self.metrics.rejected_of("", "auth").inc()
             raise
         try:
             await self.flood.check(caller.tenant_id)
         except FloodError:
-            self.metrics.rejected.labels(tenant=caller.tenant_id, reason="flood").inc()
+            self.metrics.rejected_of(caller.tenant_id, "flood").inc()
             raise
         return caller
 
@@ -250,16 +250,15 @@ class Ingestor:
         groups: list[AlertGroup],
         results: list[delivery.GroupResult],
     ) -> None:
-        self.metrics.alerts_received.labels(tenant=tenant_id, source=source.value).inc(
-            sum(len(g.alerts) for g in groups)
-        )
+        metrics = self.metrics
+        metrics.alerts_received_of(tenant_id, source.value).inc(sum(len(g.alerts) for g in groups))
         for result in results:
-            self.metrics.notifications.labels(tenant=tenant_id, outcome=result.outcome.value).inc()
+            metrics.notifications_of(tenant_id, result.outcome.value).inc()
         unknown = sum(
             1 for g in groups for a in g.alerts if not parse_severity(a.labels.get("severity"))[1]
         )
         if unknown:
-            self.metrics.unknown_severity.labels(tenant=tenant_id).inc(unknown)
+            metrics.unknown_severity_of(tenant_id).inc(unknown)
 
 
 def _store(

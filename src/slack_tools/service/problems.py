@@ -57,6 +57,11 @@ def _title(status: int) -> str:
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    return unexpected(exc)
+
+
+def unexpected(exc: Exception) -> JSONResponse:
+    """The answer to an error of ours, logged with its traceback."""
     # A bug, not the sender's fault: 503 with Retry-After, which Alertmanager and Grafana
     # retry, and never the exception's text (it may hold anything).
     log.error("http.unexpected_error", error=type(exc).__name__, exc_info=exc)

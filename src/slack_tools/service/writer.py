@@ -36,16 +36,30 @@ class _Pending(Generic[T]):
 
 
 def _settle(pending: _Pending[Any], result: Any = None, error: BaseException | None = None) -> None:
-    def apply() -> None:
+    _settle_all([(pending, result, error)])
+
+
+Outcome = tuple[_Pending[Any], Any, BaseException | None]
+
+
+def _apply(outcomes: list[Outcome]) -> None:
+    for pending, result, error in outcomes:
         if pending.future.done():  # the request gave up waiting (client went away)
-            return
+            continue
         if error is not None:
             pending.future.set_exception(error)
         else:
             pending.future.set_result(result)
 
-    with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-        pending.loop.call_soon_threadsafe(apply)
+
+def _settle_all(outcomes: list[Outcome]) -> None:
+    """Answer the waiting requests: one wake-up of each event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            loop.call_soon_threadsafe(_apply, settled)
 
 
 class GroupCommitWriter:
@@ -110,8 +124,9 @@ class GroupCommitWriter:
             return
         self.batches += 1
         self.jobs += len(batch)
-        for pending, result in zip(batch, results, strict=True):
-            _settle(pending, result)
+        _settle_all(
+            [(pending, result, None) for pending, result in zip(batch, results, strict=True)]
+        )
 
     def _alone(self, pending: _Pending[Any]) -> None:
         try:

@@ -124,4 +124,9 @@ def bump_told_elsewhere(routed: int) -> str:
 
 
 def routed_params(channels: Sequence[str]) -> dict[str, str]:
-    return {f"routed_{n}": channel for n, channel in enumerate(channels)}
+    return dict(zip(_routed_names(len(channels)), channels, strict=True))
+
+
+@cache
+def _routed_names(routed: int) -> tuple[str, ...]:
+    return tuple(f"routed_{n}" for n in range(routed))

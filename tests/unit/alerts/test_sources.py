@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slack_tools.alerts.models import AlertGroup, Source, Status, label_fingerprint
-from slack_tools.alerts.sources import PARSERS, parse
+from slack_tools.alerts.sources import PARSERS, alertmanager, fast, generic, grafana, parse
 from slack_tools.alerts.sources.generic import MAX_ALERTS
 from slack_tools.configs.matchers import Matcher, Operator
 from slack_tools.errors import PayloadError
@@ -713,3 +713,158 @@ def test_wrong_shapes_name_their_field_and_never_leak_values(
     else:
         assert result
         assert all(g.alerts for g in result)
+
+
+# --- the fast path agrees with the validating parser ---------------------------------------
+
+FAST = {
+    Source.ALERTMANAGER: (alertmanager.parse_fast, alertmanager.parse_validated),
+    Source.GRAFANA: (grafana.parse_fast, grafana.parse_validated),
+    Source.GENERIC: (generic.parse_fast, generic.parse_validated),
+}
+
+
+def assert_paths_agree(source: Source, raw: bytes) -> bool:
+    """What the fast path accepts, the validating parser accepts with equal groups.
+
+    Returns whether the fast path took the body (it may give way on anything).
+    """
+    quick, validated = FAST[source]
+    try:
+        groups = quick(raw)
+    except fast.Unsure:
+        return False
+    assert groups == validated(raw)
+    return True
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_fast_path_takes_the_samples(source: Source) -> None:
+    """A well-formed sample is read by the fast path, with the validating parser's result."""
+    assert assert_paths_agree(source, body(SAMPLE_DOCUMENTS[source]))
+
+
+def test_fast_path_takes_the_wrapped_generic_shape() -> None:
+    """The generic ``{"alerts": [...]}`` shape is read by the fast path too."""
+    assert assert_paths_agree(Source.GENERIC, body({"alerts": GENERIC_SAMPLE}))
+
+
+@FUZZ
+@given(wrong_shape())
+def test_fast_path_agrees_on_wrong_shapes(case: tuple[Source, Any, tuple[str | int, ...]]) -> None:
+    """A sample with any value replaced: the fast path gives way or agrees with the models."""
+    source, document, _ = case
+    assert_paths_agree(source, body(document))
+
+
+@FUZZ
+@given(mutated_sample())
+def test_fast_path_agrees_on_damaged_bytes(case: tuple[Source, bytes]) -> None:
+    """Damaged bytes: the fast path gives way or agrees with the validating parser."""
+    assert_paths_agree(*case)
+
+
+TIME_TEXT = st.one_of(
+    st.datetimes(
+        min_value=datetime(1, 1, 1),  # noqa: DTZ001 - naive on purpose: the offset is drawn apart
+        timezones=st.one_of(st.none(), st.timezones()),
+    ).map(lambda moment: moment.isoformat()),
+    st.from_regex(
+        r"\A\d{4}-\d\d-\d\d([Tt ]\d\d:\d\d(:\d\d(\.\d{1,12})?)?)?(Z|z|[+-]\d\d(:?\d\d)?)?\Z"
+    ),
+    st.sampled_from(["0001-01-01T00:00:00Z", "1700000000", "1700000000.5", "", "now", "24:00"]),
+)
+
+
+@FUZZ
+@given(source=st.sampled_from(list(Source)), starts=TIME_TEXT, ends=TIME_TEXT)
+def test_fast_path_reads_times_as_the_models_do(source: Source, starts: str, ends: str) -> None:
+    """Any time text, in any format pydantic may or may not accept, is read the same way."""
+    document = copy.deepcopy(SAMPLE_DOCUMENTS[source])
+    alerts = document if source is Source.GENERIC else document["alerts"]
+    alerts[0]["startsAt"] = starts
+    alerts[0]["endsAt"] = ends
+    assert_paths_agree(source, body(document))
+
+
+@pytest.mark.parametrize(
+    ("source", "raw"),
+    [
+        # Repeated members: both paths keep the last one.
+        (
+            Source.GENERIC,
+            b'[{"labels": {"alertname": "A"}, "status": "bogus", "status": "resolved"}]',
+        ),
+        (Source.GENERIC, b'[{"labels": {"alertname": "A", "alertname": ""}}]'),
+        # Aliases: the first name given wins, even when its value is null.
+        (
+            Source.GENERIC,
+            (
+                b'[{"labels": {"alertname": "A"}, "startsAt": null,'
+                b' "starts_at": "2026-01-01T00:00:00Z"}]'
+            ),
+        ),
+        (
+            Source.GENERIC,
+            b'[{"labels": {"alertname": "A"}, "generator_url": "https://g", "generatorURL": 1}]',
+        ),
+        # Numbers where text or times are expected, booleans where numbers are.
+        (Source.GENERIC, b'[{"labels": {"alertname": "A"}, "startsAt": 1700000000}]'),
+        (Source.ALERTMANAGER, body({**ALERTMANAGER_SAMPLE, "truncatedAlerts": True})),
+        (Source.ALERTMANAGER, body({**ALERTMANAGER_SAMPLE, "truncatedAlerts": 2.0})),
+        (Source.GRAFANA, body({**GRAFANA_SAMPLE, "orgId": True})),
+        # Grafana values of every JSON kind, printed as the models print them.
+        (
+            Source.GRAFANA,
+            body(
+                {
+                    **GRAFANA_SAMPLE,
+                    "alerts": [
+                        {
+                            **GRAFANA_SAMPLE["alerts"][0],
+                            "values": {"B": 1.5e300, "A": [1, {"x": None}], "C": True},
+                        }
+                    ],
+                }
+            ),
+        ),
+        # Large integers (orjson reads those past 64 bits as floats), and text that is not
+        # valid UTF-8 or holds a lone surrogate.
+        (
+            Source.GRAFANA,
+            body(
+                {
+                    **GRAFANA_SAMPLE,
+                    "alerts": [{**GRAFANA_SAMPLE["alerts"][0], "values": {"B": -(2**63) - 1}}],
+                }
+            ),
+        ),
+        (Source.GRAFANA, body({**GRAFANA_SAMPLE, "orgId": 2**70})),
+        (Source.GENERIC, b'[{"labels": {"alertname": "\\ud800"}}]'),
+        (Source.GENERIC, b'[{"labels": {"alertname": "\xff"}}]'),
+    ],
+)
+def test_fast_path_agrees_on_edge_cases(source: Source, raw: bytes) -> None:
+    """Inputs where two JSON readers could differ: both paths give the same groups or error."""
+    reference = attempt(source, raw)
+    quick, validated = FAST[source]
+    if isinstance(reference, PayloadError):
+        with pytest.raises(fast.Unsure):
+            quick(raw)
+        with pytest.raises(PayloadError) as caught:
+            validated(raw)
+        assert caught.value.errors == reference.errors
+    else:
+        assert_paths_agree(source, raw)
+
+
+def test_group_hashes_and_severity_are_computed_once_and_kept() -> None:
+    """A parsed group's hashes and severity are stored on first read and read back after."""
+    group = parse_one(Source.ALERTMANAGER, ALERTMANAGER_SAMPLE)
+
+    first = (group.group_hash, group.state_hash, group.severity)
+
+    assert (group.group_hash, group.state_hash, group.severity) == first
+    assert {k: group.__dict__[k] for k in ("group_hash", "state_hash", "severity")} == dict(
+        zip(("group_hash", "state_hash", "severity"), first, strict=True)
+    )

@@ -80,7 +80,7 @@ def fuzzy_silence(locales: Path) -> None:
 
 
 def renamed_placeholder(locales: Path) -> None:
-    edit(locales / PO.format("de_DE"), "%(count)s Alarme ausgelöst", "%(anzahl)s Alarme ausgelöst")
+    edit(locales / PO.format("de_DE"), "%(count)s Alarme aktiv", "%(anzahl)s Alarme aktiv")
 
 
 def dropped_placeholder(locales: Path) -> None:

@@ -256,7 +256,7 @@ def test_trans_blocks_and_gettext_calls_use_the_catalogs(engine: TemplateEngine)
         '"blocks": [{{ section_block(text) }}]}'
     )
     message = render_group(make_group(1500), DE, NOW, templates={"group": source}, engine=engine)
-    assert message.text == "1.500 Alarme ausgelöst · Behoben"
+    assert message.text == "1.500 Alarme aktiv · Behoben"
     assert engine.fallbacks.total == 0
 
 

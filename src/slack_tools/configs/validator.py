@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from slack_tools.configs import governance
 from slack_tools.configs.provenance import Origin, Positions, dotted, nearest
 from slack_tools.configs.schema import (
     APP_FIELDS,
@@ -286,6 +287,10 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ("delivery", "lease_seconds"): "at least 3 times slack.timeout_seconds",
     ("localization", "catalogs_directory"): "must be an existing directory",
     ("localization", "templates_directory"): "must be an existing directory",
+    ("slack", "default_channel"): "must match one of governance.channel_patterns, if any",
+    ("tenants", "defaults", "quotas"): (
+        "at most governance.max_quotas of the default plan, if it has maximums"
+    ),
 }
 SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"  # noqa: S105 - prose
 
@@ -309,6 +314,13 @@ def _localization_directories(config: AppConfig, _: RuleContext) -> Iterable[tup
             yield ("localization", key), f"{directory}: no such directory"
 
 
+def _governed_defaults(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
+    # A tenant that names no channel or quota inherits these: were they outside the policies,
+    # a global override could do for every such tenant what no tenant change may do.
+    for violation in governance.default_violations(config):
+        yield violation.path, violation.reason
+
+
 RULES: tuple[Rule, ...] = (
     _no_debug,
     _no_mock,
@@ -319,6 +331,7 @@ RULES: tuple[Rule, ...] = (
     _production_storage,
     _lease_outlasts_a_send,
     _localization_directories,
+    _governed_defaults,
 )
 
 

@@ -13,7 +13,8 @@ know about a key without a second registry that could drift:
 
 The modules: ``types`` (value types, their checks, ``FrozenDict``, ``Section``),
 ``app`` (the application sections and ``AppConfig``), ``documents`` (tenant
-defaults, ``Route``, ``TenantConfig``, ``UserConfig``) and ``introspect``
+defaults, ``Route``, ``TenantConfig``, ``UserConfig``), ``governance`` (the
+policies tenant changes are checked against) and ``introspect``
 (``FieldSpec``, the field tables, ``describe_type``, ``merge_rule``). Import from
 this package, not from them.
 """
@@ -45,6 +46,7 @@ from slack_tools.configs.schema.documents import (
     TenantsConfig,
     UserConfig,
 )
+from slack_tools.configs.schema.governance import ANY_PLAN, GovernanceConfig, MentionPolicy
 from slack_tools.configs.schema.introspect import (
     APP_FIELDS,
     TENANT_FIELDS,
@@ -66,6 +68,8 @@ from slack_tools.configs.schema.types import (
     LocaleName,
     Matcher,
     Path,
+    Pattern,
+    PlanQuotaLimits,
     Port,
     PositiveFloat,
     PositiveInt,
@@ -80,6 +84,7 @@ from slack_tools.configs.schema.types import (
 )
 
 __all__ = [
+    "ANY_PLAN",
     "APP_FIELDS",
     "SUPPORTED_LOCALES",
     "TENANT_FIELDS",
@@ -95,13 +100,17 @@ __all__ = [
     "EnvName",
     "FieldSpec",
     "FrozenDict",
+    "GovernanceConfig",
     "IngestConfig",
     "IsolationMode",
     "LocaleName",
     "LocalizationConfig",
     "Matcher",
+    "MentionPolicy",
     "MonitoringConfig",
     "Path",
+    "Pattern",
+    "PlanQuotaLimits",
     "Port",
     "PositiveFloat",
     "PositiveInt",

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 
 from slack_tools.configs.schema.documents import TenantsConfig
+from slack_tools.configs.schema.governance import GovernanceConfig
 from slack_tools.configs.schema.types import (
     SUPPORTED_LOCALES,
     ChannelName,
@@ -346,6 +347,7 @@ class AppConfig(Section):
     cache: CacheConfig = CacheConfig()
     resilience: ResilienceConfig = ResilienceConfig()
     tenants: TenantsConfig = TenantsConfig()
+    governance: GovernanceConfig = GovernanceConfig()
     ingest: IngestConfig = IngestConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     reload: ReloadConfig = ReloadConfig()

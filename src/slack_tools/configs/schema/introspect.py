@@ -23,6 +23,7 @@ from slack_tools.configs.schema.types import (
     _check_channel,
     _check_locale,
     _check_matcher,
+    _check_pattern,
     _check_threshold,
     _check_timezone,
 )
@@ -75,6 +76,7 @@ _CHECK_LABELS = {
     _check_threshold: "threshold",
     _check_channel: "channel",
     _check_matcher: "label matcher",
+    _check_pattern: "regular expression",
 }
 
 

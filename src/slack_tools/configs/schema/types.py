@@ -139,6 +139,14 @@ def _check_matcher(value: str) -> str:
     return value
 
 
+def _check_pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"expected a regular expression: {exc}") from None
+    return value
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveInt = Annotated[int, Field(ge=1)]
 LocaleName = Annotated[str, AfterValidator(_check_locale)]
@@ -146,6 +154,7 @@ TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 Threshold = Annotated[str, AfterValidator(_check_threshold)]
 ChannelName = Annotated[str, AfterValidator(_check_channel)]
 Matcher = Annotated[str, AfterValidator(_check_matcher)]
+Pattern = Annotated[str, AfterValidator(_check_pattern)]
 QuotaLimits = Annotated[
     Mapping[str, PositiveInt],
     AfterValidator(_freeze_mapping),
@@ -155,6 +164,11 @@ TemplateSources = Annotated[
     Mapping[str, str],
     AfterValidator(_freeze_mapping),
     PlainSerializer(dict, return_type=dict),
+]
+PlanQuotaLimits = Annotated[
+    Mapping[str, QuotaLimits],
+    AfterValidator(_freeze_mapping),
+    PlainSerializer(lambda plans: {name: dict(limits) for name, limits in plans.items()}),
 ]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]

@@ -136,6 +136,23 @@ async def test_penalise_never_shortens_a_longer_pause(make_limiter: MakeLimiter)
     assert await limiter.try_acquire("ch", bucket) > 59.0
 
 
+async def test_empty_is_seen_by_the_other_instance(make_limiter: MakeLimiter) -> None:
+    """A bucket one instance empties (Slack answered its post) refuses the other's take."""
+    first, second = make_limiter(), make_limiter()
+    bucket = Bucket(rate_per_second=STILL, burst=3.0)
+    await first.empty("ch", bucket)
+    assert await second.try_acquire("ch", bucket) > 0.0
+
+
+async def test_empty_never_shortens_a_pause(make_limiter: MakeLimiter) -> None:
+    """Emptying a bucket that a 429 paused keeps the pause."""
+    limiter = make_limiter()
+    bucket = Bucket(rate_per_second=1.0, burst=1.0)
+    await limiter.penalise("ch", bucket, 60.0)
+    await limiter.empty("ch", bucket)
+    assert await limiter.try_acquire("ch", bucket) > 59.0
+
+
 async def test_keys_expire_once_they_would_have_refilled(
     make_limiter: MakeLimiter, prefix: str
 ) -> None:
@@ -179,5 +196,7 @@ async def test_redis_failure_raises_a_typed_error() -> None:
         assert isinstance(caught.value, SlackToolsError)
         with pytest.raises(RateLimiterUnavailableError):
             await limiter.penalise("ch", Bucket(1.0, 1.0), 5.0)
+        with pytest.raises(RateLimiterUnavailableError):
+            await limiter.empty("ch", Bucket(1.0, 1.0))
     finally:
         await client.aclose()

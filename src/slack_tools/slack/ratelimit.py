@@ -3,7 +3,9 @@
 A post takes from its channel's bucket (~1 chat.postMessage per second) and its
 workspace's post budget at once, all or nothing; an edit takes from the
 workspace's chat.update budget (Tier 3, ~50 per minute). A 429 empties a bucket
-until Slack's Retry-After has passed, so every sender of that key pauses.
+until Slack's Retry-After has passed, so every sender of that key pauses. Once
+Slack has answered a post, the channel's bucket is emptied again, so its next
+second counts from Slack's answer rather than from the request.
 
 Nothing here sleeps: a refused take returns the seconds until it would succeed
 and the caller reschedules. :class:`MemoryRateLimiter` serves one process;
@@ -96,6 +98,10 @@ class RateLimiter(Protocol):
         """Empty the bucket so nothing is granted before ``seconds`` (Retry-After) pass."""
         ...
 
+    async def empty(self, key: str, bucket: Bucket) -> None:
+        """Empty the bucket now: its next token comes one refill interval from now."""
+        ...
+
 
 def _check(requests: Sequence[Request]) -> None:
     keys = [key for key, _, _ in requests]
@@ -156,8 +162,14 @@ class MemoryRateLimiter:
 
     async def penalise(self, key: str, bucket: Bucket, seconds: float) -> None:
         """Empty the bucket so nothing is granted before ``seconds`` (Retry-After) pass."""
-        if seconds <= 0:
-            return
+        if seconds > 0:
+            self._drain(key, bucket, seconds)
+
+    async def empty(self, key: str, bucket: Bucket) -> None:
+        """Empty the bucket now: its next token comes one refill interval from now."""
+        self._drain(key, bucket, 0.0)
+
+    def _drain(self, key: str, bucket: Bucket, seconds: float) -> None:
         now = self._clock()
         tokens = min(self._tokens(key, bucket, now), -seconds * bucket.rate_per_second)
         self._levels[key] = _Level(tokens, now, bucket)
@@ -306,8 +318,18 @@ class RedisRateLimiter:
         Raises:
             RateLimiterUnavailableError: Redis failed; the pause may not be shared.
         """
-        if seconds <= 0:
-            return
+        if seconds > 0:
+            await self._drain(key, bucket, seconds)
+
+    async def empty(self, key: str, bucket: Bucket) -> None:
+        """Empty the bucket now: its next token comes one refill interval from now.
+
+        Raises:
+            RateLimiterUnavailableError: Redis failed; the bucket may be unchanged.
+        """
+        await self._drain(key, bucket, 0.0)
+
+    async def _drain(self, key: str, bucket: Bucket, seconds: float) -> None:
         args = [_number(bucket.rate_per_second), _number(bucket.burst), _number(seconds)]
         try:
             await self._penalise(keys=[self._prefix + key], args=args)

@@ -184,6 +184,33 @@ async def test_penalise_pauses_every_sender_of_the_key(limiter: MemoryRateLimite
     assert await limiter.try_acquire("c9", CHANNEL_POSTS) == 0.0
 
 
+async def test_empty_counts_the_next_token_from_now(
+    limiter: MemoryRateLimiter, clock: FakeClock
+) -> None:
+    """Emptied after a take, the bucket's next token is one full interval from the emptying."""
+    await limiter.try_acquire("ch", CHANNEL_POSTS)
+    clock.advance(0.3)  # the time Slack took to answer
+    await limiter.empty("ch", CHANNEL_POSTS)
+    assert await limiter.try_acquire("ch", CHANNEL_POSTS) == 1.0
+    clock.advance(1.0)
+    assert await limiter.try_acquire("ch", CHANNEL_POSTS) == 0.0
+
+
+async def test_empty_takes_every_token_of_a_full_bucket(limiter: MemoryRateLimiter) -> None:
+    """A full bucket emptied grants nothing until it refills one token."""
+    bucket = Bucket(rate_per_second=2.0, burst=3.0)
+    await limiter.empty("ch", bucket)
+    assert await limiter.try_acquire("ch", bucket) == 0.5
+
+
+async def test_empty_never_shortens_a_pause(limiter: MemoryRateLimiter, clock: FakeClock) -> None:
+    """Emptying a bucket paused by a 429 keeps the pause."""
+    await limiter.penalise("ch", CHANNEL_POSTS, 30.0)
+    clock.advance(10)
+    await limiter.empty("ch", CHANNEL_POSTS)
+    assert await limiter.try_acquire("ch", CHANNEL_POSTS) == 21.0
+
+
 @pytest.mark.parametrize("seconds", [0.0, -3.0])
 async def test_penalise_without_a_pause_changes_nothing(
     limiter: MemoryRateLimiter, seconds: float

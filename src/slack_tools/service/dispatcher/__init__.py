@@ -114,6 +114,9 @@ class Dispatcher:
         """Claim and send until ``stop`` is set; then finish the sends in flight."""
         while not stop.is_set():
             started = time.monotonic()
+            # Cleared before the cycle, not after: a wake-up that arrives while the cycle
+            # runs (a send finished, a channel's second is up) must start the next one.
+            self._wake.clear()
             try:
                 await self.cycle()
             except (SlackToolsError, SQLAlchemyError) as exc:  # database away: say so, go on
@@ -125,7 +128,6 @@ class Dispatcher:
             # Wake-ups (each accepted request, each finished send) are coalesced: under load
             # one look per MIN_CYCLE_SECONDS, not one database query per request.
             await asyncio.sleep(max(0.0, MIN_CYCLE_SECONDS - (time.monotonic() - started)))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._first(stop.wait(), self._wake.wait()),
@@ -160,13 +162,19 @@ class Dispatcher:
         saturated = [
             t for t, load in self._tenant_load.items() if load >= settings.tenant_concurrency
         ]
-        works = await asyncio.to_thread(
-            self._ready, now, max(settings.concurrency * 4, 64), saturated
-        )
-        started = 0
         now_monotonic = time.monotonic()
         if len(self._not_before) > NOT_BEFORE_LIMIT:  # forget the pacing that has passed
             self._not_before = {k: t for k, t in self._not_before.items() if t > now_monotonic}
+        # A channel that has just posted keeps its rows ready while it waits for its next
+        # second; the channels skipped below must not take the room of those that can go.
+        skipped = len(self._in_flight) + sum(
+            1 for t in self._not_before.values() if t > now_monotonic
+        )
+        works = await asyncio.to_thread(
+            self._ready, now, max(settings.concurrency * 4, 64) + skipped, saturated
+        )
+        started = 0
+        now_monotonic = time.monotonic()
         for work in _round_robin(works):
             key = (work.tenant_id, work.channel)
             if key in self._in_flight or self._not_before.get(key, 0.0) > now_monotonic:
@@ -374,11 +382,7 @@ class Dispatcher:
                 return
         breaker.record_success()
         if plan.action is not Action.UPDATE:
-            # Count the channel's next second from Slack's answer, not from the request:
-            # network jitter must not make two posts reach Slack less than a second apart.
-            await self.limiter.penalise(
-                channel_posts_key(workspace, work.channel), budgets.channel_posts, 0.0
-            )
+            await self._posted(workspace, work, budgets)
         await self._record(plan, posted, work.tenant_id, tenant)
         if plan.reply is not None and posted.ts:
             await self._reply(plan.reply, token, workspace, posted, budgets, work)
@@ -430,8 +434,22 @@ class Dispatcher:
                     channel_key, budgets.channel_posts, error.retry_after or 1.0
                 )
             return
-        await self.limiter.penalise(channel_key, budgets.channel_posts, 0.0)
+        await self._posted(workspace, work, budgets)
         self.metrics.messages_sent.labels(tenant=work.tenant_id, status=Action.REPLY.value).inc()
+
+    async def _posted(self, workspace: str, work: outbox.ChannelWork, budgets: Budgets) -> None:
+        """Slack accepted a post in this channel: start its next second now.
+
+        Counted from Slack's answer, not from the request: network jitter must not make
+        two posts reach Slack less than a second apart. Until that second is up the cycle
+        skips the channel, rather than claiming and rendering work the pace refuses, and
+        looks again the moment it is up.
+        """
+        bucket = budgets.channel_posts
+        await self.limiter.empty(channel_posts_key(workspace, work.channel), bucket)
+        seconds = 1.0 / bucket.rate_per_second
+        self._not_before[(work.tenant_id, work.channel)] = time.monotonic() + seconds
+        asyncio.get_running_loop().call_later(seconds + 0.001, self.wake)
 
     async def _failed(
         self,

@@ -38,3 +38,9 @@ class SharedLimiter:
             with contextlib.suppress(RateLimiterUnavailableError):
                 await self._shared.penalise(key, bucket, seconds)
         await self._local.penalise(key, bucket, seconds)
+
+    async def empty(self, key: str, bucket: Bucket) -> None:
+        if self._shared is not None:
+            with contextlib.suppress(RateLimiterUnavailableError):
+                await self._shared.empty(key, bucket)
+        await self._local.empty(key, bucket)

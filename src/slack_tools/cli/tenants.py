@@ -1,4 +1,7 @@
-"""``slack-tools tenant …``: create tenants, check their Slack setup, manage their API keys."""
+"""``slack-tools tenant …``: create, show, change, disable and delete tenants; their API keys.
+
+Every command goes through :class:`TenantManager`, as the admin API does.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,24 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from slack_tools.cli.common import Author, err, open_runtime, out, read_stdin
-from slack_tools.configs import ConfigManager, DocumentKey
+from slack_tools.cli.common import (
+    Author,
+    Comment,
+    Expect,
+    err,
+    open_runtime,
+    out,
+    parse_value,
+    print_write,
+    read_stdin,
+    yaml_dump,
+)
+from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.schema import AppConfig
-from slack_tools.configs.security import new_api_key
+from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
 from slack_tools.errors import SlackToolsError
 from slack_tools.slack.client import SlackCallError, SlackClient
-from slack_tools.storage.tenants import TenantStore, check_tenant_id
+from slack_tools.storage.tenants import ApiKeyRecord, check_tenant_id
 
 tenant_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
 
@@ -53,6 +67,33 @@ async def check_slack(config: AppConfig, token: str, channel: str) -> str:
         await client.close()
 
 
+TenantId = Annotated[str, typer.Argument(help="The tenant's id.")]
+
+
+def _checked_id(tenant_id: str) -> str:
+    try:
+        return check_tenant_id(tenant_id)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _manager(tenant_id: str, runtime: ConfigRuntime | None = None) -> TenantManager:
+    return TenantManager(_checked_id(tenant_id), runtime or open_runtime())
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+
+def _print_key(issued: IssuedKey, tenant_id: str) -> None:
+    out.print(
+        f"key {issued.record.id} ({issued.record.prefix}…) of tenant {tenant_id}; "
+        "shown once, store it now:",
+        markup=False,
+    )
+    out.print(issued.key, markup=False, highlight=False)
+
+
 @tenant_app.command("create")
 def tenant_create(
     tenant_id: Annotated[str, typer.Argument(help="Lowercase id: letters, digits, _ . -")],
@@ -71,17 +112,13 @@ def tenant_create(
     author: Author = None,
 ) -> None:
     """Create a tenant, check that its bot can post to its channel, and print its API key once."""
-    try:
-        check_tenant_id(tenant_id)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    _checked_id(tenant_id)
     if not channel:
         # A shared default channel would mix several tenants' alerts: each names its own.
         raise typer.BadParameter("give the tenant's channel with --channel '#name'")
     runtime = open_runtime()
     config = runtime.config
-    store = TenantStore(runtime.database.engine)
-    if store.get(tenant_id) is not None:
+    if TenantManager(tenant_id, runtime).exists():
         raise SlackToolsError(f"tenant {tenant_id!r} already exists")
     patch: dict[str, Any] = {
         key: value
@@ -91,7 +128,6 @@ def tenant_create(
     token = read_stdin().strip() if token_stdin else None
     if token:
         patch["slack_bot_token"] = token
-    target = channel
     if config.slack.mock:
         out.print("dev: messages go to the built-in Slack fake (GET /dev/slack/ on the service)")
     elif not skip_slack_check:
@@ -102,18 +138,13 @@ def tenant_create(
             raise SlackSetupError(
                 "no Slack token: give the tenant one (--token-stdin) or set slack.bot_token"
             )
-        team = asyncio.run(check_slack(config, effective, target))
-        out.print(f"Slack: workspace {team}, the bot can post to {target}")
-    # The configuration first: it is validated, so a bad --locale leaves nothing behind.
-    ConfigManager(runtime).apply(
-        DocumentKey.for_scope(tenant_id), patch, author=author, comment="tenant created"
+        team = asyncio.run(check_slack(config, effective, channel))
+        out.print(f"Slack: workspace {team}, the bot can post to {channel}")
+    _, issued = TenantManager.create(
+        tenant_id, name=name, config=patch, author=author, runtime=runtime
     )
-    store.create(tenant_id, name or tenant_id)
-    key = new_api_key()
-    store.add_key(tenant_id, digest=key.digest, prefix=key.prefix, label="created with tenant")
-    out.print(f"tenant {tenant_id} created; its messages go to {target}")
-    out.print("API key (shown once; store it now):", markup=False)
-    out.print(key.key, markup=False, highlight=False)
+    out.print(f"tenant {tenant_id} created; its messages go to {channel}")
+    _print_key(issued, tenant_id)
     out.print(
         "Alertmanager: webhook_configs: [{url: <service>/api/v1/alerts/alertmanager, "
         "http_config: {authorization: {credentials: <key>}}}]",
@@ -125,43 +156,143 @@ def tenant_create(
 def tenant_list() -> None:
     """List tenants, their status and their live keys."""
     runtime = open_runtime()
-    store = TenantStore(runtime.database.engine)
     table = Table()
     for column in ("tenant", "name", "status", "keys", "created (UTC)"):
         table.add_column(column)
-    for tenant in store.all():
-        live = [k for k in store.keys(tenant.id) if k.revoked_at is None]
+    for tenant in TenantManager.all(runtime):
+        live = [k for k in TenantManager(tenant.id, runtime).api_keys() if k.revoked_at is None]
         table.add_row(
             tenant.id,
             tenant.name,
             tenant.status.value,
             ", ".join(k.prefix + "…" for k in live) or "-",
-            tenant.created_at.strftime("%Y-%m-%d %H:%M"),
+            _when(tenant.created_at),
         )
     out.print(table)
 
 
+@tenant_app.command("show")
+def tenant_show(tenant_id: TenantId) -> None:
+    """Print a tenant: its status, its keys and its effective configuration (secrets masked)."""
+    manager = _manager(tenant_id)
+    info = manager.info()
+    out.print(f"# tenant {info.id}: {info.name}, {info.status.value}", markup=False)
+    out.print(f"# created {_when(info.created_at)} UTC", markup=False)
+    out.print(f"# configuration version {manager.config_version}", markup=False)
+    out.print(yaml_dump(manager.show_config()), end="", markup=False, highlight=False)
+    _print_keys(manager.api_keys())
+
+
+def _print_keys(keys: list[ApiKeyRecord]) -> None:
+    table = Table(title="API keys")
+    for column in ("id", "prefix", "label", "created (UTC)", "last used (UTC)", "revoked (UTC)"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            str(key.id),
+            key.prefix + "…",
+            key.label or "-",
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+        )
+    out.print(table)
+
+
+@tenant_app.command("update")
+def tenant_update(
+    tenant_id: TenantId,
+    settings: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="key=value pairs of the tenant's configuration (JSON values; null removes)."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    author: Author = None,
+    comment: Comment = "",
+    expect_version: Expect = None,
+) -> None:
+    """Change a tenant's name or configuration (one validated new version for all the pairs)."""
+    manager = _manager(tenant_id)
+    manager.info()
+    patch: dict[str, Any] = {}
+    for setting in settings or []:
+        key, found, value = setting.partition("=")
+        if not found or not key:
+            raise typer.BadParameter(f"{setting!r}: expected key=value, e.g. alert_threshold=all")
+        target = patch
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = parse_value(value)
+    if not patch and name is None:
+        raise typer.BadParameter("nothing to change: give key=value pairs or --name")
+    if patch:
+        previous = manager.config_version
+        version = manager.update_config(
+            patch, author=author, comment=comment, expected_version=expect_version
+        )
+        print_write(version.version, f"tenant {tenant_id}", previous)
+    if name is not None:
+        manager.rename(name)
+        out.print(f"tenant {tenant_id} is now named {name!r}", markup=False)
+
+
+@tenant_app.command("disable")
+def tenant_disable(tenant_id: TenantId) -> None:
+    """Refuse the tenant's alerts from now on; what was accepted is still delivered."""
+    _manager(tenant_id).disable()
+    err.print(f"tenant {tenant_id} disabled: its keys are refused (403) from now on")
+
+
+@tenant_app.command("enable")
+def tenant_enable(tenant_id: TenantId) -> None:
+    """Accept the tenant's alerts again."""
+    _manager(tenant_id).enable()
+    err.print(f"tenant {tenant_id} enabled")
+
+
+@tenant_app.command("delete")
+def tenant_delete(
+    tenant_id: TenantId,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: everything stored for it goes too.")
+    ] = False,
+) -> None:
+    """Delete a tenant with its keys, configuration history, alerts and pending messages."""
+    manager = _manager(tenant_id)
+    manager.info()
+    if not yes:
+        raise typer.BadParameter(
+            f"deleting {tenant_id} removes its keys, configuration history, alert groups and "
+            "pending messages for good: add --yes (or `tenant disable` to keep them)"
+        )
+    removed = manager.delete()
+    counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in removed.items())
+    err.print(f"tenant {tenant_id} deleted ({counts})")
+
+
+@tenant_app.command("keys")
+def tenant_keys(tenant_id: TenantId) -> None:
+    """List a tenant's API keys: prefix, label, created, last used, revoked."""
+    _print_keys(_manager(tenant_id).api_keys())
+
+
 @tenant_app.command("add-key")
 def tenant_add_key(
-    tenant_id: Annotated[str, typer.Argument(help="The tenant.")],
+    tenant_id: TenantId,
     label: Annotated[str, typer.Option(help="What the key is for.")] = "",
 ) -> None:
     """Create another API key for a tenant (for rotation); printed once."""
-    runtime = open_runtime()
-    key = new_api_key()
-    record = TenantStore(runtime.database.engine).add_key(
-        tenant_id, digest=key.digest, prefix=key.prefix, label=label
-    )
-    out.print(f"key {record.id} ({record.prefix}…) for tenant {tenant_id}; shown once:")
-    out.print(key.key, markup=False, highlight=False)
+    _print_key(_manager(tenant_id).create_key(label), tenant_id)
 
 
 @tenant_app.command("revoke-key")
 def tenant_revoke_key(
-    tenant_id: Annotated[str, typer.Argument(help="The tenant.")],
-    key_id: Annotated[int, typer.Argument(help="The key's number (tenant list shows prefixes).")],
+    tenant_id: TenantId,
+    key_id: Annotated[int, typer.Argument(help="The key's id (tenant keys shows them).")],
 ) -> None:
     """Revoke a key; services stop accepting it within ingest.key_cache_seconds."""
-    runtime = open_runtime()
-    TenantStore(runtime.database.engine).revoke_key(tenant_id, key_id)
+    _manager(tenant_id).revoke_key(key_id)
     err.print(f"key {key_id} of tenant {tenant_id} revoked")

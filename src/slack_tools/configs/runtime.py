@@ -420,6 +420,16 @@ class ConfigRuntime:
         self._swap(Snapshot(old.sources, loaded, current), "database", changed)
         return True
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop what this process holds of a tenant whose documents were deleted."""
+        with self._lock:
+            self._known_versions = {
+                key: version
+                for key, version in self._known_versions.items()
+                if key.tenant_id != tenant_id
+            }
+            self._invalidate(DocumentKey.for_scope(tenant_id))
+
     # --- effective views -----------------------------------------------------------------
 
     def _invalidate_all(self) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 import structlog
@@ -24,7 +23,15 @@ from starlette.routing import Route
 from slack_tools import __version__
 from slack_tools.alerts.models import Source
 from slack_tools.errors import PayloadError, StorageError
-from slack_tools.service import problems
+from slack_tools.service import problems, tenant_routes
+from slack_tools.service.admin_auth import (
+    AdminDenied,
+    ServiceDep,
+    admin_denied,
+    require_admin,
+    service_of,
+)
+from slack_tools.service.bodies import TooLarge, read_body
 from slack_tools.service.container import DEV_SLACK_PATH, Service
 from slack_tools.service.ingest import Caller, FloodError, Forbidden, Unauthorized
 from slack_tools.slack.fake import create_app as create_fake_app
@@ -34,31 +41,6 @@ from slack_tools.storage import delivery as outbox
 # they would drop must be a 503. A generic sender gets the standard 429.
 log = structlog.get_logger(__name__)
 FLOOD_STATUS = {Source.ALERTMANAGER: 503, Source.GRAFANA: 503, Source.GENERIC: 429}
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[Service, Depends(_service)]
-
-
-class AdminDenied(Exception):  # noqa: N818 - an HTTP outcome, not an error of ours
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
-
-
-def require_admin(request: Request, service: ServiceDep) -> None:
-    """Admin routes need ``Authorization: Bearer <security.admin_token>``."""
-    token = service.runtime.config.security.admin_token
-    if token is None:
-        raise AdminDenied(403, "The admin API is disabled: set security.admin_token.")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise AdminDenied(401, "Send Authorization: Bearer <admin token>.")
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise AdminDenied(403, "This token is not the admin token.")
 
 
 class Replay(BaseModel):
@@ -77,29 +59,9 @@ def _status_body(service: Service) -> dict[str, Any]:
     }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it is longer than ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class _TooLarge(Exception):  # noqa: N818 - an HTTP outcome
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-
 async def ingest(request: Request, source: Source) -> Response:
     """Accept alerts from ``source``: 202 only once they and their deliveries are committed."""
-    service = _service(request)
+    service = service_of(request)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         return problems.problem(415, "Unsupported Media Type", "Send application/json.")
@@ -124,7 +86,7 @@ async def ingest(request: Request, source: Source) -> Response:
     try:
         body = await read_body(request, limit)
         accepted = await service.ingestor.accept(caller, source, body)
-    except _TooLarge as exc:
+    except TooLarge as exc:
         return problems.problem(413, "Content Too Large", f"The body is over {exc.limit} bytes.")
     except PayloadError as exc:
         status = 400 if exc.malformed else 422
@@ -354,12 +316,6 @@ async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
     return {"replayed": count}
 
 
-async def _admin_denied(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AdminDenied)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
-    return problems.problem(exc.status, "Admin access refused", exc.detail, headers=headers)
-
-
 def create_app(service: Service, *, grace_seconds: float | None = None) -> FastAPI:
     """The HTTP application of ``service``; its background work runs for the app's lifetime."""
 
@@ -375,7 +331,8 @@ def create_app(service: Service, *, grace_seconds: float | None = None) -> FastA
     app = App(title="slack-tools", version=__version__, lifespan=lifespan)
     app.service = app.state.service = service
     problems.install(app)
-    app.add_exception_handler(AdminDenied, _admin_denied)
+    app.add_exception_handler(AdminDenied, admin_denied)
+    app.add_exception_handler(tenant_routes.Refused, tenant_routes.answer_refused)
     app.add_middleware(RequestMetrics, service=service)
     # The alert endpoints are plain Starlette routes: they take the raw request and
     # need none of FastAPI's parameter handling, which cost a fifth of each request
@@ -389,7 +346,7 @@ def create_app(service: Service, *, grace_seconds: float | None = None) -> FastA
                 name=f"alerts_{source.value}",
             )
         )
-    for router in (health, admin):
+    for router in (health, admin, tenant_routes.router):
         app.include_router(router)
     if service.fake is not None:
         app.mount(DEV_SLACK_PATH, create_fake_app(service.fake, with_page=True))

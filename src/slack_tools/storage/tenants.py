@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from slack_tools.errors import ConflictError, NotFoundError, StorageError
 from slack_tools.storage.database import describe, write_transaction
-from slack_tools.storage.tables import api_keys, tenants
+from slack_tools.storage.tables import (
+    alert_groups,
+    api_keys,
+    config_documents,
+    config_versions,
+    deliveries,
+    tenants,
+)
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 
@@ -73,6 +80,30 @@ def _key(row: Any) -> ApiKeyRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """What is stored of a new API key: never the key, only its digest and shown prefix."""
+
+    digest: str
+    prefix: str
+    label: str = ""
+
+
+def _insert_key(
+    connection: sa.Connection, tenant_id: str, key: NewKey, now: datetime
+) -> ApiKeyRecord:
+    key_id = connection.execute(
+        api_keys.insert().values(
+            tenant_id=tenant_id,
+            prefix=key.prefix,
+            digest=key.digest,
+            label=key.label,
+            created_at=now,
+        )
+    ).inserted_primary_key[0]  # type: ignore[index]
+    return ApiKeyRecord(int(key_id), tenant_id, key.prefix, key.label, now, None, None)
+
+
 def check_tenant_id(tenant_id: str) -> str:
     """Tenant ids are lowercase letters, digits, ``_ . -``: they appear in URLs, files, metrics."""
     if not TENANT_ID.fullmatch(tenant_id):
@@ -97,8 +128,22 @@ class TenantStore:
             raise StorageError(f"cannot read tenants: {describe(exc)}") from None
 
     def create(self, tenant_id: str, name: str) -> TenantRecord:
+        return self._create(tenant_id, name, None)[0]
+
+    def create_with_key(
+        self, tenant_id: str, name: str, key: NewKey
+    ) -> tuple[TenantRecord, ApiKeyRecord]:
+        """A new tenant and its first API key, in one transaction."""
+        record, key_record = self._create(tenant_id, name, key)
+        assert key_record is not None
+        return record, key_record
+
+    def _create(
+        self, tenant_id: str, name: str, first_key: NewKey | None
+    ) -> tuple[TenantRecord, ApiKeyRecord | None]:
         check_tenant_id(tenant_id)
         record = TenantRecord(tenant_id, name, TenantStatus.ACTIVE, datetime.now(UTC))
+        key: ApiKeyRecord | None = None
         try:
             with write_transaction(self._engine) as connection:
                 connection.execute(
@@ -109,11 +154,13 @@ class TenantStore:
                         created_at=record.created_at,
                     )
                 )
+                if first_key is not None:
+                    key = _insert_key(connection, tenant_id, first_key, record.created_at)
         except IntegrityError:
             raise ConflictError(f"tenant {tenant_id!r} already exists") from None
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot create tenant {tenant_id!r}: {describe(exc)}") from None
-        return record
+        return record, key
 
     def get(self, tenant_id: str) -> TenantRecord | None:
         rows = self._read(sa.select(tenants).where(tenants.c.id == tenant_id))
@@ -129,31 +176,64 @@ class TenantStore:
         return [_tenant(row) for row in self._read(sa.select(tenants).order_by(tenants.c.id))]
 
     def set_status(self, tenant_id: str, status: TenantStatus) -> None:
+        self._update(tenant_id, status=status.value)
+
+    def rename(self, tenant_id: str, name: str) -> None:
+        self._update(tenant_id, name=name)
+
+    def _update(self, tenant_id: str, **values: str) -> None:
         with write_transaction(self._engine) as connection:
             done = connection.execute(
-                tenants.update().where(tenants.c.id == tenant_id).values(status=status.value)
+                tenants.update().where(tenants.c.id == tenant_id).values(**values)
             ).rowcount
         if not done:
             raise NotFoundError(f"no tenant {tenant_id!r}")
 
+    def delete(self, tenant_id: str) -> dict[str, int]:
+        """Remove the tenant and everything stored for it, in one transaction.
+
+        Its keys, its configuration documents and their versions, its users'
+        documents, its alert groups and its deliveries (pending ones included: a
+        deleted tenant has nowhere to post). Returns the rows removed per kind.
+        """
+        owned_documents = sa.select(config_documents.c.id).where(
+            config_documents.c.tenant_id == tenant_id
+        )
+        with write_transaction(self._engine) as connection:
+            removed = {
+                "deliveries": connection.execute(
+                    deliveries.delete().where(deliveries.c.tenant_id == tenant_id)
+                ).rowcount,
+                "alert_groups": connection.execute(
+                    alert_groups.delete().where(alert_groups.c.tenant_id == tenant_id)
+                ).rowcount,
+                # Explicit rather than by cascade: SQLite cascades only with its pragma set.
+                "config_versions": connection.execute(
+                    config_versions.delete().where(
+                        config_versions.c.document_id.in_(owned_documents)
+                    )
+                ).rowcount,
+                "config_documents": connection.execute(
+                    config_documents.delete().where(config_documents.c.tenant_id == tenant_id)
+                ).rowcount,
+                "api_keys": connection.execute(
+                    api_keys.delete().where(api_keys.c.tenant_id == tenant_id)
+                ).rowcount,
+            }
+            if not connection.execute(tenants.delete().where(tenants.c.id == tenant_id)).rowcount:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+        return removed
+
     def add_key(self, tenant_id: str, *, digest: str, prefix: str, label: str) -> ApiKeyRecord:
         """Store a new key's digest (the caller shows the key once and forgets it)."""
         self.require(tenant_id)
-        now = datetime.now(UTC)
         try:
             with write_transaction(self._engine) as connection:
-                key_id = connection.execute(
-                    api_keys.insert().values(
-                        tenant_id=tenant_id,
-                        prefix=prefix,
-                        digest=digest,
-                        label=label,
-                        created_at=now,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                return _insert_key(
+                    connection, tenant_id, NewKey(digest, prefix, label), datetime.now(UTC)
+                )
         except IntegrityError:
             raise ConflictError("this key already exists; generate another") from None
-        return ApiKeyRecord(int(key_id), tenant_id, prefix, label, now, None, None)
 
     def find_key(self, digest: str) -> tuple[ApiKeyRecord, TenantRecord] | None:
         """The live key with this digest and its tenant (revoked keys are not found)."""

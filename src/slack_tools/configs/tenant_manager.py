@@ -1,0 +1,204 @@
+"""``TenantManager``: the specification's API over one tenant.
+
+```python
+from slack_tools.configs.tenant_manager import TenantManager
+tenant_mgr = TenantManager("tenant_spotify_premium")
+config = tenant_mgr.get_config()
+tenant_mgr.update_config({"slack_channel": "#premium-alerts", "alert_threshold": "critical_only"})
+```
+
+A tenant is an entry in the registry (id, name, status, API keys) and a versioned
+configuration document (Global → Tenant → User). Configuration changes go
+through :class:`ConfigManager`: validated, versioned with their author, applied to
+routing at once here and within a poll on other instances. The CLI
+(``slack-tools tenant …``) and the admin API (``/api/v1/tenants``) both use this
+class, so they behave alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_tools.configs.manager import ConfigManager, default_author
+from slack_tools.configs.runtime import ConfigRuntime
+from slack_tools.configs.schema import TenantConfig
+from slack_tools.configs.security import new_api_key
+from slack_tools.errors import ConflictError
+from slack_tools.storage import DocumentKey, DocumentVersion
+from slack_tools.storage.tenants import (
+    ApiKeyRecord,
+    NewKey,
+    TenantRecord,
+    TenantStatus,
+    TenantStore,
+    check_tenant_id,
+)
+
+__all__ = ["IssuedKey", "TenantManager", "TenantRecord", "TenantStatus"]
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new API key: ``key`` is shown once and never stored; ``record`` is what is kept."""
+
+    key: str
+    record: ApiKeyRecord
+
+
+def _runtime(runtime: ConfigRuntime | None) -> ConfigRuntime:
+    if runtime is not None:
+        return runtime
+    from slack_tools.configs import default_runtime  # noqa: PLC0415 - avoids a cycle
+
+    return default_runtime()
+
+
+def _new_key(label: str) -> tuple[str, NewKey]:
+    made = new_api_key()
+    return made.key, NewKey(made.digest, made.prefix, label)
+
+
+class TenantManager:
+    """One tenant: its registry entry, its configuration and its API keys."""
+
+    def __init__(self, tenant_id: str, runtime: ConfigRuntime | None = None) -> None:
+        self.tenant_id = check_tenant_id(tenant_id)
+        self.runtime = _runtime(runtime)
+        self._config = ConfigManager(self.runtime)
+        self._store = TenantStore(self.runtime.database.engine)
+        self._document = DocumentKey.for_scope(tenant_id)
+
+    # --- the registry ------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        author: str | None = None,
+        runtime: ConfigRuntime | None = None,
+    ) -> tuple[TenantManager, IssuedKey]:
+        """Register a tenant with its configuration and a first API key.
+
+        The configuration is validated and stored first, so an invalid one leaves
+        no tenant behind.
+        """
+        manager = cls(tenant_id, runtime)
+        if manager.exists():
+            raise ConflictError(f"tenant {tenant_id!r} already exists")
+        manager._config.apply(
+            manager._document, dict(config or {}), author=author, comment="tenant created"
+        )
+        key, new = _new_key("created with tenant")
+        _, record = manager._store.create_with_key(tenant_id, name or tenant_id, new)
+        return manager, IssuedKey(key, record)
+
+    @staticmethod
+    def all(runtime: ConfigRuntime | None = None) -> list[TenantRecord]:
+        """Every registered tenant, by id."""
+        return TenantStore(_runtime(runtime).database.engine).all()
+
+    def exists(self) -> bool:
+        return self._store.get(self.tenant_id) is not None
+
+    def info(self) -> TenantRecord:
+        """The registry entry; :class:`NotFoundError` for an unknown tenant."""
+        return self._store.require(self.tenant_id)
+
+    def rename(self, name: str) -> None:
+        self._store.rename(self.tenant_id, name)
+
+    def disable(self) -> None:
+        """Refuse the tenant's alerts from now on (within ``ingest.key_cache_seconds``).
+
+        What was already accepted is still delivered: a 202 is a promise.
+        """
+        self._store.set_status(self.tenant_id, TenantStatus.DISABLED)
+
+    def enable(self) -> None:
+        self._store.set_status(self.tenant_id, TenantStatus.ACTIVE)
+
+    def delete(self) -> dict[str, int]:
+        """Remove the tenant and everything stored for it; returns the rows removed per kind.
+
+        Its keys stop working within ``ingest.key_cache_seconds`` on every instance;
+        its pending notifications are dropped with it.
+        """
+        removed = self._store.delete(self.tenant_id)
+        self.runtime.forget_tenant(self.tenant_id)
+        return removed
+
+    # --- configuration -----------------------------------------------------------------
+
+    def get_config(self) -> TenantConfig:
+        """The tenant's effective configuration: defaults with its own values on top."""
+        self.info()
+        return self._config.get_tenant_config(self.tenant_id)
+
+    def show_config(self) -> dict[str, Any]:
+        """The effective configuration as JSON-ready data, secrets masked."""
+        self.info()
+        return self._config.show(self._document)
+
+    @property
+    def config_version(self) -> int:
+        """The version of the tenant's document (0: it has only the defaults)."""
+        current = self._config.document(self._document)
+        return current.version if current else 0
+
+    def update_config(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        author: str | None = None,
+        comment: str = "",
+        expected_version: int | None = None,
+    ) -> DocumentVersion:
+        """Merge ``changes`` into the tenant's configuration as a new version.
+
+        Validated (every issue at once, :class:`ConfigValidationError`); ``None``
+        removes a key. ``expected_version`` refuses with :class:`ConflictError`
+        when someone else changed the tenant since it was read.
+        """
+        self.info()
+        return self._config.apply(
+            self._document,
+            changes,
+            author=author or default_author(),
+            comment=comment,
+            expected_version=expected_version,
+        )
+
+    def history(self) -> list[DocumentVersion]:
+        """Every version of the tenant's configuration, newest first."""
+        return self._config.history(self._document)
+
+    def rollback(
+        self, version: int, *, author: str | None = None, comment: str = ""
+    ) -> DocumentVersion:
+        """Make an earlier version current again (as a new version, validated again)."""
+        self.info()
+        return self._config.rollback(self._document, version, author=author, comment=comment)
+
+    # --- API keys ----------------------------------------------------------------------
+
+    def create_key(self, label: str = "") -> IssuedKey:
+        """A new API key for this tenant (several may live at once, for rotation)."""
+        key, new = _new_key(label)
+        record = self._store.add_key(
+            self.tenant_id, digest=new.digest, prefix=new.prefix, label=new.label
+        )
+        return IssuedKey(key, record)
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """The tenant's keys, revoked ones included: prefix, label, created and last used."""
+        self.info()
+        return self._store.keys(self.tenant_id)
+
+    def revoke_key(self, key_id: int) -> None:
+        """Stop accepting a key (within ``ingest.key_cache_seconds`` on every instance)."""
+        self._store.revoke_key(self.tenant_id, key_id)

@@ -1,0 +1,354 @@
+"""The tenant admin API: ``/api/v1/tenants`` (registry, configuration, API keys).
+
+Each route is a thin translation of :class:`TenantManager` (as ``slack-tools
+tenant …`` is) into HTTP: errors are problem documents, a configuration change
+is a JSON merge patch (RFC 7396) whose ``If-Match`` names the version it was
+based on (the ``ETag`` of a read), so of two concurrent updates one wins and the
+other gets 412 with nothing applied. Secrets are never returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from slack_tools.configs import ConfigValidationError
+from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
+from slack_tools.configs.validator import Level
+from slack_tools.errors import ConflictError, NotFoundError
+from slack_tools.service import problems
+from slack_tools.service.admin_auth import ADMIN_AUTHOR, ServiceDep, require_admin
+from slack_tools.service.bodies import NotAJsonObject, TooLarge, read_json_object
+from slack_tools.service.container import Service
+from slack_tools.storage import DocumentVersion
+from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, TenantStatus
+
+router = APIRouter(prefix="/api/v1/tenants", dependencies=[Depends(require_admin)])
+T = TypeVar("T")
+
+
+class Refused(Exception):  # noqa: N818 - an HTTP outcome, answered as a problem document
+    def __init__(self, response: JSONResponse) -> None:
+        self.response = response
+
+
+def _refused(exc: NotFoundError | ConflictError | ConfigValidationError) -> Refused:
+    if isinstance(exc, NotFoundError):
+        return Refused(problems.problem(404, "Not Found", str(exc)))
+    if isinstance(exc, ConflictError):
+        return Refused(problems.problem(409, "Conflict", str(exc)))
+    errors = [
+        {"field": ".".join(str(p) for p in issue.path), "message": issue.message}
+        for issue in exc.issues
+        if issue.level is Level.ERROR
+    ]
+    return Refused(
+        problems.problem(422, "Invalid configuration", "The change was refused.", errors=errors)
+    )
+
+
+async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking manager call off the event loop, its errors as problem documents."""
+    try:
+        return await asyncio.to_thread(functools.partial(function, *args, **kwargs))
+    except (NotFoundError, ConflictError, ConfigValidationError) as exc:
+        raise _refused(exc) from None
+
+
+async def answer_refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return exc.response
+
+
+def _manager(service: Service, tenant_id: str) -> TenantManager:
+    try:
+        return TenantManager(tenant_id, service.runtime)
+    except ValueError:
+        raise Refused(problems.problem(404, "Not Found", f"No tenant {tenant_id!r}.")) from None
+
+
+async def _body(request: Request, service: Service) -> dict[str, Any]:
+    limit = service.runtime.config.server.max_body_bytes
+    try:
+        return await read_json_object(request, limit)
+    except TooLarge as exc:
+        raise Refused(
+            problems.problem(413, "Content Too Large", f"The body is over {exc.limit} bytes.")
+        ) from None
+    except NotAJsonObject as exc:
+        status = 400 if exc.malformed else 422
+        raise Refused(problems.problem(status, "Invalid request", exc.detail)) from None
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match(request: Request) -> int | None:
+    """The version named by ``If-Match`` (None when absent)."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise Refused(
+            problems.problem(
+                400, "Invalid request", 'If-Match must be an ETag of this API, such as "3".'
+            )
+        )
+    return int(text)
+
+
+def _tenant(record: TenantRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "status": record.status.value,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def _key(record: ApiKeyRecord) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": record.id,
+        "prefix": record.prefix,
+        "label": record.label,
+        "created_at": when(record.created_at),
+        "last_used_at": when(record.last_used_at),
+        "revoked_at": when(record.revoked_at),
+    }
+
+
+def _issued(issued: IssuedKey) -> dict[str, Any]:
+    return {**_key(issued.record), "key": issued.key}
+
+
+def _version(version: DocumentVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "author": version.author,
+        "comment": version.comment,
+        "action": version.action,
+        "based_on": version.based_on,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+def _text(document: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = document.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise Refused(
+            problems.problem(
+                422,
+                "Invalid request",
+                f"{name} must be a non-empty string.",
+                errors=[{"field": name, "message": "expected a non-empty string"}],
+            )
+        )
+    return value
+
+
+@router.get("")
+async def list_tenants(service: ServiceDep) -> dict[str, Any]:
+    """Every tenant, by id."""
+    records = await _call(TenantManager.all, service.runtime)
+    return {"tenants": [_tenant(r) for r in records]}
+
+
+@router.post("", status_code=201)
+async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
+    """Register a tenant: ``{"id", "name"?, "config"?}``; answers its first API key, once."""
+    body = await _body(request, service)
+    tenant_id = _text(body, "id", required=True)
+    assert tenant_id is not None
+    name = _text(body, "name")
+    config = body.get("config", {})
+    if not isinstance(config, dict):
+        raise Refused(
+            problems.problem(
+                422,
+                "Invalid request",
+                "config must be an object of tenant settings.",
+                errors=[{"field": "config", "message": "expected an object"}],
+            )
+        )
+    try:
+        TenantManager(tenant_id, service.runtime)
+    except ValueError as exc:
+        raise Refused(
+            problems.problem(
+                422, "Invalid request", str(exc), errors=[{"field": "id", "message": str(exc)}]
+            )
+        ) from None
+    manager, issued = await _call(
+        TenantManager.create,
+        tenant_id,
+        name=name,
+        config=config,
+        author=ADMIN_AUTHOR,
+        runtime=service.runtime,
+    )
+    record = await _call(manager.info)
+    return JSONResponse(
+        {
+            "tenant": _tenant(record),
+            "config_version": manager.config_version,
+            "api_key": _issued(issued),
+        },
+        status_code=201,
+        headers={"Location": f"{router.prefix}/{tenant_id}"},
+    )
+
+
+@router.get("/{tenant_id}")
+async def show_tenant(tenant_id: str, service: ServiceDep) -> JSONResponse:
+    """The tenant, its effective configuration (secrets masked) and its keys."""
+    manager = _manager(service, tenant_id)
+    record = await _call(manager.info)
+    config = await _call(manager.show_config)
+    keys = await _call(manager.api_keys)
+    version = manager.config_version
+    return JSONResponse(
+        {
+            "tenant": _tenant(record),
+            "config": config,
+            "config_version": version,
+            "api_keys": [_key(k) for k in keys],
+        },
+        headers={"ETag": _etag(version)},
+    )
+
+
+@router.patch("/{tenant_id}")
+async def change_tenant(tenant_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
+    """Rename, disable or enable: ``{"name"?, "status"?: "active" | "disabled"}``."""
+    manager = _manager(service, tenant_id)
+    body = await _body(request, service)
+    unknown = sorted(set(body) - {"name", "status"})
+    if unknown or not body:
+        raise Refused(
+            problems.problem(
+                422,
+                "Invalid request",
+                "Give name and/or status; the configuration is at /config.",
+                errors=[{"field": k, "message": "unknown member"} for k in unknown],
+            )
+        )
+    name = _text(body, "name")
+    status = _text(body, "status")
+    if status is not None and status not in TenantStatus.__members__.values():
+        raise Refused(
+            problems.problem(
+                422,
+                "Invalid request",
+                "status must be active or disabled.",
+                errors=[{"field": "status", "message": "expected active or disabled"}],
+            )
+        )
+    await _call(manager.info)
+    if name is not None:
+        await _call(manager.rename, name)
+    if status == TenantStatus.DISABLED:
+        await _call(manager.disable)
+    elif status == TenantStatus.ACTIVE:
+        await _call(manager.enable)
+    return {"tenant": _tenant(await _call(manager.info))}
+
+
+@router.delete("/{tenant_id}")
+async def delete_tenant(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
+    """Delete the tenant and everything stored for it; answers what was removed."""
+    manager = _manager(service, tenant_id)
+    removed = await _call(manager.delete)
+    return {"deleted": tenant_id, "removed": removed}
+
+
+@router.get("/{tenant_id}/config")
+async def tenant_config(tenant_id: str, service: ServiceDep) -> JSONResponse:
+    """The effective configuration (secrets masked); its ``ETag`` is the version."""
+    manager = _manager(service, tenant_id)
+    config = await _call(manager.show_config)
+    version = manager.config_version
+    return JSONResponse({"config": config, "version": version}, headers={"ETag": _etag(version)})
+
+
+@router.patch("/{tenant_id}/config")
+async def update_tenant_config(
+    tenant_id: str, request: Request, service: ServiceDep, comment: str = ""
+) -> JSONResponse:
+    """Apply a JSON merge patch (``null`` removes a key) as a new, validated version.
+
+    With ``If-Match: "<version>"`` the change is refused (412) unless the tenant is
+    still at that version.
+    """
+    manager = _manager(service, tenant_id)
+    expected = _if_match(request)
+    patch = await _body(request, service)
+    try:
+        version = await asyncio.to_thread(
+            functools.partial(
+                manager.update_config,
+                patch,
+                author=ADMIN_AUTHOR,
+                comment=comment,
+                expected_version=expected,
+            )
+        )
+    except ConflictError as exc:
+        if expected is None:  # another writer got there first: read again and retry
+            raise _refused(exc) from None
+        return problems.problem(
+            412, "Precondition Failed", str(exc), current_version=manager.config_version
+        )
+    except (NotFoundError, ConfigValidationError) as exc:
+        raise _refused(exc) from None
+    config = await _call(manager.show_config)
+    return JSONResponse(
+        {"config": config, "version": version.version},
+        headers={"ETag": _etag(version.version)},
+    )
+
+
+@router.get("/{tenant_id}/config/history")
+async def tenant_config_history(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
+    """Every version of the configuration: who, when, why (contents stay in the CLI's diff)."""
+    manager = _manager(service, tenant_id)
+    await _call(manager.info)
+    versions = await _call(manager.history)
+    return {"versions": [_version(v) for v in versions]}
+
+
+@router.get("/{tenant_id}/keys")
+async def tenant_keys(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
+    """The tenant's API keys by prefix, with when each was last used."""
+    manager = _manager(service, tenant_id)
+    keys = await _call(manager.api_keys)
+    return {"api_keys": [_key(k) for k in keys]}
+
+
+@router.post("/{tenant_id}/keys", status_code=201)
+async def create_tenant_key(tenant_id: str, request: Request, service: ServiceDep) -> JSONResponse:
+    """A new API key (``{"label"?}``), answered once: only its digest is kept."""
+    manager = _manager(service, tenant_id)
+    body = await _body(request, service)
+    label = _text(body, "label") or ""
+    issued = await _call(manager.create_key, label)
+    return JSONResponse({"api_key": _issued(issued)}, status_code=201)
+
+
+@router.delete("/{tenant_id}/keys/{key_id}", status_code=204)
+async def revoke_tenant_key(tenant_id: str, key_id: int, service: ServiceDep) -> Response:
+    """Revoke a key; every instance refuses it within ``ingest.key_cache_seconds``."""
+    manager = _manager(service, tenant_id)
+    await _call(manager.revoke_key, key_id)
+    return Response(status_code=204)

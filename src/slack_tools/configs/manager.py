@@ -16,9 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from slack_tools.configs import documents
+from slack_tools.configs import documents, governance
 from slack_tools.configs.config_loader import Layer
-from slack_tools.configs.provenance import SCHEMA_DEFAULT, Origin, OriginKind, Positions, dotted
+from slack_tools.configs.provenance import (
+    SCHEMA_DEFAULT,
+    Origin,
+    OriginKind,
+    Positions,
+    dotted,
+    nearest,
+)
 from slack_tools.configs.runtime import ConfigChange, ConfigRuntime, EffectiveConfig, ReloadStatus
 from slack_tools.configs.schema import (
     APP_FIELDS,
@@ -268,9 +275,17 @@ class ConfigManager:
         checked = documents.check_document(key.scope, base, opened, where, resolve_app)
         if not checked.ok:
             raise ConfigValidationError(checked.issues)
-        if isinstance(checked.model, TenantConfig) and "templates" in opened:
-            limits = app.localization.template_limits
-            issues = documents.template_issues(checked.model.templates, limits, where)
+        if isinstance(checked.model, TenantConfig):
+            issues = []
+            if "templates" in opened:
+                limits = app.localization.template_limits
+                issues = documents.template_issues(checked.model.templates, limits, where)
+            # Policies hold for the document as it will stand, not just the keys changed, so
+            # a tenant is compliant after every write (a tightened policy is met at the next).
+            issues.extend(
+                Issue(Level.ERROR, Stage.RULES, v.path, v.reason, nearest(where, v.path) or pending)
+                for v in governance.tenant_violations(app.governance, checked.model, sealed)
+            )
             if issues:
                 raise ConfigValidationError(issues)
         return sealed

@@ -24,8 +24,8 @@ Which values are checked, and why:
   route's) reaches ``mentions.min_severity``; ``mentions.allowed: false``
   refuses them outright. The source is searched for the literal forms (Jinja
   comments excepted); a template that assembles a mention from pieces is not
-  caught, and a message posted at a high severity is still edited (never with a
-  new notification from Slack) as its group changes.
+  caught; and a group first posted at a high severity keeps its message edited
+  (Slack does not notify edits) and may get a thread reply as it changes.
 - Token: the stored form. ``ConfigManager`` encrypts a secret whenever a master
   key is configured, so a token can only be stored in clear without one; that
   is what ``require_encrypted_tokens`` refuses, per tenant change, even where

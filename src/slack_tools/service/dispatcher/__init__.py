@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -57,6 +57,7 @@ from slack_tools.slack.ratelimit import (
 )
 from slack_tools.storage import Database
 from slack_tools.storage import delivery as outbox
+from slack_tools.storage.delivery.dispatch import ready_count
 
 log = structlog.get_logger(__name__)
 
@@ -174,22 +175,41 @@ class Dispatcher:
             self._ready, now, max(settings.concurrency * 4, 64) + skipped, saturated
         )
         started = 0
-        now_monotonic = time.monotonic()
         for work in _round_robin(works):
-            key = (work.tenant_id, work.channel)
-            if key in self._in_flight or self._not_before.get(key, 0.0) > now_monotonic:
-                continue  # busy, or paced: claiming now would only give the rows back
             if len(self._tasks) >= settings.concurrency:
                 break
-            if self._tenant_load[work.tenant_id] >= settings.tenant_concurrency:
-                continue
-            self._in_flight.add(key)
-            self._tenant_load[work.tenant_id] += 1
-            task = asyncio.create_task(self._channel(work))
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._finished, key=key))
-            started += 1
+            started += self._start(work, counted=True)
         return started
+
+    def _start(self, work: outbox.ChannelWork, *, counted: bool) -> bool:
+        """Start sending to the channel if it is idle, due, and within the concurrency limits.
+
+        ``counted``: ``work.ready`` was just counted; otherwise the claim counts again.
+        """
+        settings = self.runtime.config.delivery
+        key = (work.tenant_id, work.channel)
+        if key in self._in_flight or self._not_before.get(key, 0.0) > time.monotonic():
+            return False  # busy, or paced: claiming now would only give the rows back
+        if len(self._tasks) >= settings.concurrency:
+            return False
+        if self._tenant_load[work.tenant_id] >= settings.tenant_concurrency:
+            return False
+        self._in_flight.add(key)
+        self._tenant_load[work.tenant_id] += 1
+        task = asyncio.create_task(self._channel(work, counted=counted))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._finished, key=key))
+        return True
+
+    def _second_up(self, work: outbox.ChannelWork) -> None:
+        """A channel with more work has its next second: send now, without waiting for a cycle.
+
+        A cycle would first have to run (they are spaced by ``MIN_CYCLE_SECONDS``) and ask
+        the database for every ready channel; each such wait is time the channel's second
+        goes unused, which is what keeps a busy channel below its pace.
+        """
+        if self.stopping or not self._start(work, counted=False):
+            self.wake()
 
     def _finished(self, task: asyncio.Task[None], *, key: tuple[str, str]) -> None:
         self._tasks.discard(task)
@@ -207,14 +227,15 @@ class Dispatcher:
 
     # --- one channel ---------------------------------------------------------------------
 
-    async def _channel(self, work: outbox.ChannelWork) -> None:
+    async def _channel(self, work: outbox.ChannelWork, *, counted: bool = True) -> None:
         config = self.runtime.config
         settings = config.delivery
-        threshold = settings.digest_after_seconds * settings.channel_posts_per_second
-        limit = DIGEST_MAX_GROUPS if work.ready > threshold else 1
         now = self.clock()
         lease = now + timedelta(seconds=settings.lease_seconds)
-        claimed, groups = await asyncio.to_thread(self._claim, work, now, lease, limit)
+        claimed, groups, ready = await asyncio.to_thread(
+            self._claim, work, now, lease, work.ready if counted else None
+        )
+        work = replace(work, ready=ready)
         if not claimed:
             return
         claimed = await self._keep_for_one_message(claimed, groups)
@@ -251,9 +272,15 @@ class Dispatcher:
         return keep
 
     def _claim(
-        self, work: outbox.ChannelWork, now: datetime, lease: datetime, limit: int
-    ) -> tuple[list[outbox.Claimed], dict[str, outbox.StoredGroup]]:
+        self, work: outbox.ChannelWork, now: datetime, lease: datetime, ready: int | None
+    ) -> tuple[list[outbox.Claimed], dict[str, outbox.StoredGroup], int]:
+        settings = self.runtime.config.delivery
+        threshold = settings.digest_after_seconds * settings.channel_posts_per_second
         with self.database.transaction() as connection:
+            if ready is None:
+                ready = ready_count(connection, work.tenant_id, work.channel, now)
+            # More than the pace sends within digest_after_seconds: one digest for them all.
+            limit = DIGEST_MAX_GROUPS if ready > threshold else 1
             claimed = outbox.claim(
                 connection,
                 tenant_id=work.tenant_id,
@@ -264,7 +291,7 @@ class Dispatcher:
                 limit=limit,
             )
             groups = outbox.load_groups(connection, work.tenant_id, (c.group_hash for c in claimed))
-        return claimed, groups
+        return claimed, groups, ready
 
     async def _deliver(
         self,
@@ -382,7 +409,7 @@ class Dispatcher:
                 return
         breaker.record_success()
         if plan.action is not Action.UPDATE:
-            await self._posted(workspace, work, budgets)
+            await self._posted(workspace, work, budgets, len(plan.rows))
         await self._record(plan, posted, work.tenant_id, tenant)
         if plan.reply is not None and posted.ts:
             await self._reply(plan.reply, token, workspace, posted, budgets, work)
@@ -434,22 +461,28 @@ class Dispatcher:
                     channel_key, budgets.channel_posts, error.retry_after or 1.0
                 )
             return
-        await self._posted(workspace, work, budgets)
+        await self._posted(workspace, work, budgets, 1)
         self.metrics.messages_sent.labels(tenant=work.tenant_id, status=Action.REPLY.value).inc()
 
-    async def _posted(self, workspace: str, work: outbox.ChannelWork, budgets: Budgets) -> None:
-        """Slack accepted a post in this channel: start its next second now.
+    async def _posted(
+        self, workspace: str, work: outbox.ChannelWork, budgets: Budgets, served: int
+    ) -> None:
+        """Slack accepted a post serving ``served`` deliveries: start the channel's next second.
 
         Counted from Slack's answer, not from the request: network jitter must not make
         two posts reach Slack less than a second apart. Until that second is up the cycle
-        skips the channel, rather than claiming and rendering work the pace refuses, and
-        looks again the moment it is up.
+        skips the channel, rather than claiming and rendering work the pace refuses; the
+        moment it is up, a channel known to have more work starts at once.
         """
         bucket = budgets.channel_posts
         await self.limiter.empty(channel_posts_key(workspace, work.channel), bucket)
         seconds = 1.0 / bucket.rate_per_second
         self._not_before[(work.tenant_id, work.channel)] = time.monotonic() + seconds
-        asyncio.get_running_loop().call_later(seconds + 0.001, self.wake)
+        loop = asyncio.get_running_loop()
+        if work.ready > served:
+            loop.call_later(seconds + 0.001, self._second_up, work)
+        else:
+            loop.call_later(seconds + 0.001, self.wake)
 
     async def _failed(
         self,

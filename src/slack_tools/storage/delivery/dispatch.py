@@ -52,6 +52,18 @@ def ready_channels(
     ]
 
 
+def ready_count(connection: sa.Connection, tenant_id: str, channel: str, now: datetime) -> int:
+    """How many deliveries of one channel are ready now."""
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(deliveries)
+        .where(
+            _claimable(now), deliveries.c.tenant_id == tenant_id, deliveries.c.channel == channel
+        )
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
 def claim(
     connection: sa.Connection,
     *,

@@ -8,6 +8,7 @@ secret (pydantic's ``input`` is dropped for that reason).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -86,9 +87,13 @@ class SecretSource(StrEnum):
 # --- layer 2: schema --------------------------------------------------------------------
 
 
+# pydantic adds union branch and validator names (``function-after[...]``, ``str``…)
+# to locations; keys a person wrote may hold brackets too, and stay.
+_PYDANTIC_TAG = re.compile(r"[a-z][a-z0-9-]*\[.*\]", re.DOTALL)
+
+
 def _clean_loc(loc: tuple[str | int, ...]) -> Path:
-    # pydantic adds union branch and validator names (``function-after[...]``) to locations.
-    return tuple(part for part in loc if isinstance(part, int) or "[" not in part)
+    return tuple(part for part in loc if isinstance(part, int) or not _PYDANTIC_TAG.fullmatch(part))
 
 
 def _known_keys(model: type[BaseModel], path: Path) -> list[str]:
@@ -124,7 +129,7 @@ def _message(error: Mapping[str, Any], spec: FieldSpec | None, model: type[BaseM
     path = _clean_loc(error["loc"])
     if kind == "extra_forbidden":
         known = _known_keys(model, path[:-1])
-        close = difflib.get_close_matches(str(path[-1]), known, n=1)
+        close = difflib.get_close_matches(str(path[-1]), known, n=1) if path else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown key{hint}"
     if kind == "missing":

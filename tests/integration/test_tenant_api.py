@@ -354,3 +354,64 @@ async def test_any_patch_is_applied_or_refused_never_an_error_of_ours(
     if response.status_code != 200:
         assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON
     harness.runtime.effective("acme")  # whatever was stored still validates
+
+
+# --- usage -------------------------------------------------------------------------------
+
+
+async def test_usage_counts_accepted_alerts_and_not_an_ha_copy(harness: Harness) -> None:
+    """Each accepted request is a call; its alerts count once, a replica's copy not again."""
+    payload = ALERTMANAGER.firing("DiskFull")
+    alerts = len(payload["alerts"])
+    for _ in range(2):  # the second is the other Alertmanager replica's copy
+        assert (await harness.post(ALERTMANAGER, payload)).status_code == 202
+    assert (await harness.post(ALERTMANAGER, ALERTMANAGER.firing("CpuHigh"))).status_code == 202
+
+    response = await harness.client.get(f"{TENANTS}/acme/usage", headers=ADMIN)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    today = body["to"]
+    assert body["days"] == [
+        {
+            "day": today,
+            "alerts_received": 2 * alerts,
+            "messages_sent": 0,
+            "messages_held": 0,
+            "dead_letters": 0,
+            "api_calls": 3,
+        }
+    ]
+    assert body["totals"]["api_calls"] == 3
+    assert body["from"] == today[:8] + "01"
+
+
+async def test_usage_of_a_past_period_is_empty_and_other_tenants_are_apart(
+    harness: Harness,
+) -> None:
+    await create(harness, "initech")
+    assert (await harness.post(ALERTMANAGER, ALERTMANAGER.firing("A"))).status_code == 202
+    past = await harness.client.get(
+        f"{TENANTS}/acme/usage", params={"from": "2020-01-01", "to": "2020-01-31"}, headers=ADMIN
+    )
+    assert past.json()["days"] == []
+    other = await harness.client.get(f"{TENANTS}/initech/usage", headers=ADMIN)
+    assert other.json()["days"] == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "yesterday"},
+        {"to": "2026-13-01"},
+        {"from": "2026-11-10", "to": "2026-11-01"},
+        {"from": "2020-01-01", "to": "2026-01-01"},
+    ],
+)
+async def test_a_bad_usage_period_is_422(harness: Harness, params: dict[str, str]) -> None:
+    response = await harness.client.get(f"{TENANTS}/acme/usage", params=params, headers=ADMIN)
+    assert_problem(response, 422)
+
+
+async def test_usage_of_an_unknown_tenant_is_404(harness: Harness) -> None:
+    assert_problem(await harness.client.get(f"{TENANTS}/nobody/usage", headers=ADMIN), 404)

@@ -145,3 +145,32 @@ def test_delete_needs_yes_then_removes_the_tenant_only(capsys: pytest.CaptureFix
     _, out, _ = cli(capsys, "tenant", "list")
     assert "globex" in out
     assert "acme" not in out
+
+
+def test_usage_prints_a_table_or_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    created(capsys)
+    code, out, err = cli(capsys, "tenant", "usage", "acme", "--csv")
+    assert code == 0, err
+    assert out == "day,alerts_received,messages_sent,messages_held,dead_letters,api_calls\n"
+    code, out, _ = cli(
+        capsys, "tenant", "usage", "acme", "--from", "2026-01-01", "--to", "2026-01-31"
+    )
+    assert code == 0
+    assert "usage of acme, 2026-01-01 to 2026-01-31" in out
+    assert "total" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--from", "soon"), "--from: expected a date"),
+        (("--from", "2026-02-01", "--to", "2026-01-01"), "before it starts"),
+    ],
+)
+def test_a_bad_usage_period_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str
+) -> None:
+    created(capsys)
+    code, _, err = cli(capsys, "tenant", "usage", "acme", *argv)
+    assert code == 2
+    assert message in err

@@ -6,6 +6,9 @@ Every command goes through :class:`TenantManager`, as the admin API does.
 from __future__ import annotations
 
 import asyncio
+import csv
+import sys
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +32,7 @@ from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
 from slack_tools.errors import SlackToolsError
 from slack_tools.slack.client import SlackCallError, SlackClient
 from slack_tools.storage.tenants import ApiKeyRecord, check_tenant_id
+from slack_tools.storage.usage import METRICS, totals
 
 tenant_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
 
@@ -296,3 +300,46 @@ def tenant_revoke_key(
     """Revoke a key; services stop accepting it within ingest.key_cache_seconds."""
     _manager(tenant_id).revoke_key(key_id)
     err.print(f"key {key_id} of tenant {tenant_id} revoked")
+
+
+def _date_option(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{name}: expected a date such as 2026-11-01, got {value!r}"
+        ) from None
+
+
+@tenant_app.command("usage")
+def tenant_usage(
+    tenant_id: TenantId,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First UTC day (default: the 1st of this month).")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last UTC day (default: today).")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
+) -> None:
+    """Print a tenant's usage per UTC day: alerts, messages sent and held, dead letters, calls."""
+    today = datetime.now(UTC).date()
+    start = _date_option(first, "--from") or today.replace(day=1)
+    end = _date_option(last, "--to") or today
+    try:
+        days = _manager(tenant_id).usage(start, end)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["day", *METRICS])
+        for day in days:
+            writer.writerow([day.day.isoformat(), *day.counts().values()])
+        return
+    table = Table(title=f"usage of {tenant_id}, {start} to {end} (UTC days)")
+    for column in ("day", *METRICS):
+        table.add_column(column.replace("_", " "), justify="right" if column != "day" else "left")
+    for day in days:
+        table.add_row(day.day.isoformat(), *(str(v) for v in day.counts().values()))
+    table.add_row("total", *(str(v) for v in totals(days).values()), style="bold")
+    out.print(table)

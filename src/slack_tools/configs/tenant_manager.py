@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from slack_tools.configs.manager import ConfigManager, default_author
@@ -26,7 +27,7 @@ from slack_tools.configs.runtime import ConfigRuntime
 from slack_tools.configs.schema import TenantConfig
 from slack_tools.configs.security import new_api_key
 from slack_tools.errors import ConflictError
-from slack_tools.storage import DocumentKey, DocumentVersion
+from slack_tools.storage import DocumentKey, DocumentVersion, usage
 from slack_tools.storage.tenants import (
     ApiKeyRecord,
     NewKey,
@@ -35,8 +36,11 @@ from slack_tools.storage.tenants import (
     TenantStore,
     check_tenant_id,
 )
+from slack_tools.storage.usage import DayUsage
 
-__all__ = ["IssuedKey", "TenantManager", "TenantRecord", "TenantStatus"]
+__all__ = ["DayUsage", "IssuedKey", "TenantManager", "TenantRecord", "TenantStatus"]
+
+MAX_USAGE_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,17 @@ class TenantManager:
         """The tenant's keys, revoked ones included: prefix, label, created and last used."""
         self.info()
         return self._store.keys(self.tenant_id)
+
+    # --- usage ---------------------------------------------------------------------------
+
+    def usage(self, first: date, last: date) -> list[DayUsage]:
+        """Counts per UTC day from ``first`` to ``last`` included (days without any omitted)."""
+        self.info()
+        if last < first:
+            raise ValueError(f"the period ends ({last}) before it starts ({first})")
+        if (last - first).days >= MAX_USAGE_DAYS:
+            raise ValueError(f"ask for at most {MAX_USAGE_DAYS} days at once")
+        return usage.usage(self.runtime.database.engine, self.tenant_id, first, last)
 
     def revoke_key(self, key_id: int) -> None:
         """Stop accepting a key (within ``ingest.key_cache_seconds`` on every instance)."""

@@ -45,6 +45,7 @@ from slack_tools.slack.ratelimit import (
 )
 from slack_tools.storage import delivery
 from slack_tools.storage.tenants import TenantStore
+from slack_tools.storage.usage import note_usage
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -268,7 +269,7 @@ def _store(
     now: datetime,
 ) -> Callable[[sa.Connection], list[delivery.GroupResult]]:
     def job(connection: sa.Connection) -> list[delivery.GroupResult]:
-        return [
+        results = [
             delivery.write_group(
                 connection,
                 tenant_id=tenant_id,
@@ -282,5 +283,13 @@ def _store(
             )
             for group, targets in writes
         ]
+        # An HA replica's copy of a notification is not billed a second time.
+        received = sum(
+            len(group.alerts)
+            for (group, _), result in zip(writes, results, strict=True)
+            if result.outcome is not delivery.WriteOutcome.DUPLICATE
+        )
+        note_usage(connection, tenant_id, now, alerts_received=received, api_calls=1)
+        return results
 
     return job

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +28,7 @@ from slack_tools.service.bodies import NotAJsonObject, TooLarge, read_json_objec
 from slack_tools.service.container import Service
 from slack_tools.storage import DocumentVersion
 from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, TenantStatus
+from slack_tools.storage.usage import totals
 
 router = APIRouter(prefix="/api/v1/tenants", dependencies=[Depends(require_admin)])
 T = TypeVar("T")
@@ -352,3 +354,43 @@ async def revoke_tenant_key(tenant_id: str, key_id: int, service: ServiceDep) ->
     manager = _manager(service, tenant_id)
     await _call(manager.revoke_key, key_id)
     return Response(status_code=204)
+
+
+def _day(name: str, text: str | None, default: date) -> date:
+    if text is None:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Refused(
+            problems.problem(
+                422,
+                "Invalid request",
+                f"{name} must be a date such as 2026-11-01.",
+                errors=[{"field": name, "message": f"not a date: {text!r}"}],
+            )
+        ) from None
+
+
+@router.get("/{tenant_id}/usage")
+async def tenant_usage(
+    tenant_id: str,
+    request: Request,
+    service: ServiceDep,
+) -> dict[str, Any]:
+    """Counts per UTC day (``from`` and ``to`` included; default: this month so far)."""
+    manager = _manager(service, tenant_id)
+    today = datetime.now(UTC).date()
+    first = _day("from", request.query_params.get("from"), today.replace(day=1))
+    last = _day("to", request.query_params.get("to"), today)
+    try:
+        days = await _call(manager.usage, first, last)
+    except ValueError as exc:
+        raise Refused(problems.problem(422, "Invalid request", str(exc))) from None
+    return {
+        "tenant": tenant_id,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "days": [{"day": d.day.isoformat(), **d.counts()} for d in days],
+        "totals": dict(totals(days)),
+    }

@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from slack_tools.storage.database import write_transaction
+from slack_tools.storage.usage import usage_noted
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -113,7 +114,7 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list[_Pending[Any]]) -> None:
         try:
-            with write_transaction(self._engine) as connection:
+            with write_transaction(self._engine) as connection, usage_noted(connection):
                 results = [pending.job(connection) for pending in batch]
         except Exception:  # noqa: BLE001 - isolate the failing job below
             if len(batch) == 1:
@@ -130,7 +131,7 @@ class GroupCommitWriter:
 
     def _alone(self, pending: _Pending[Any]) -> None:
         try:
-            with write_transaction(self._engine) as connection:
+            with write_transaction(self._engine) as connection, usage_noted(connection):
                 result = pending.job(connection)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
             log.warning("ingest.write_failed", error=type(exc).__name__)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -142,3 +144,19 @@ deliveries = Table(
 )
 Index("ix_deliveries_ready", deliveries.c.state, deliveries.c.available_at)
 Index("ix_deliveries_tenant_state", deliveries.c.tenant_id, deliveries.c.state)
+
+# --- usage, for billing -----------------------------------------------------------------
+
+# One row per tenant and UTC day; each counter is added to in the transaction that
+# did the counted thing, so usage is exactly as durable as what it counts.
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("alerts_received", BigInteger, nullable=False, default=0),
+    Column("messages_sent", BigInteger, nullable=False, default=0),
+    Column("messages_held", BigInteger, nullable=False, default=0),
+    Column("dead_letters", BigInteger, nullable=False, default=0),
+    Column("api_calls", BigInteger, nullable=False, default=0),
+)

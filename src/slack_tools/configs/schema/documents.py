@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, SecretStr
 
 from slack_tools.configs.schema.types import (
+    AvailableIsolation,
     ChannelName,
     FrozenDict,
     IsolationMode,
@@ -34,7 +35,7 @@ class TenantDefaults(Section):
         "all", description="Lowest severity delivered by default.", json_schema_extra=runtime()
     )
     plan: str = Field("standard", description="Plan of a new tenant.", json_schema_extra=runtime())
-    isolation: IsolationMode = Field(
+    isolation: AvailableIsolation = Field(
         IsolationMode.LOGICAL, description="Isolation mode of a new tenant."
     )
     quotas: Annotated[QuotaLimits, Field(json_schema_extra=runtime(merge="deep"))] = Field(
@@ -85,7 +86,7 @@ class TenantConfig(Section):
         default_factory=FrozenDict,
         description="Message templates by name.",
     )
-    isolation: IsolationMode = Field(description="Isolation mode.")
+    isolation: AvailableIsolation = Field(description="Isolation mode.")
 
 
 class UserConfig(Section):

@@ -415,3 +415,33 @@ async def test_a_bad_usage_period_is_422(harness: Harness, params: dict[str, str
 
 async def test_usage_of_an_unknown_tenant_is_404(harness: Harness) -> None:
     assert_problem(await harness.client.get(f"{TENANTS}/nobody/usage", headers=ADMIN), 404)
+
+
+async def test_usage_of_a_priced_plan_has_amounts_in_the_tenants_currency_and_locale(
+    open_service: OpenService,
+) -> None:
+    prices = {"standard": {"currency": "EUR", "unit_prices": {"alerts_received": "0.25"}}}
+    harness = await open_service(TENANTS__PRICES=json.dumps(prices))
+    await create(harness, "initech", locale="en_US")
+    initech_key, _ = harness.new_key("initech")
+    payload = ALERTMANAGER.firing("DiskFull")
+    assert (await harness.post(ALERTMANAGER, payload, key=initech_key)).status_code == 202
+
+    body = (await harness.client.get(f"{TENANTS}/initech/usage", headers=ADMIN)).json()
+
+    alerts = len(payload["alerts"])
+    assert body["amounts"]["currency"] == "EUR"
+    assert body["amounts"]["lines"] == [
+        {
+            "metric": "alerts_received",
+            "count": alerts,
+            "unit_price": "0.25",
+            "amount": f"{alerts * 0.25:.2f}",
+            "formatted": f"€{alerts * 0.25:.2f}",
+        }
+    ]
+    assert body["amounts"]["total_formatted"] == f"€{alerts * 0.25:.2f}"
+    unpriced = await open_service()
+    assert (
+        "amounts" not in (await unpriced.client.get(f"{TENANTS}/acme/usage", headers=ADMIN)).json()
+    )

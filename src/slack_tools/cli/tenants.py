@@ -341,5 +341,18 @@ def tenant_usage(
         table.add_column(column.replace("_", " "), justify="right" if column != "day" else "left")
     for day in days:
         table.add_row(day.day.isoformat(), *(str(v) for v in day.counts().values()))
-    table.add_row("total", *(str(v) for v in totals(days).values()), style="bold")
+    summed = totals(days)
+    table.add_row("total", *(str(v) for v in summed.values()), style="bold")
     out.print(table)
+    priced = _manager(tenant_id).bill(summed)
+    if priced is None:
+        return
+    amounts = Table(title=f"plan {priced.plan}, {priced.currency}")
+    for column in ("usage", "count", "unit price", "amount"):
+        amounts.add_column(column, justify="left" if column == "usage" else "right")
+    for line in priced.lines:
+        amounts.add_row(
+            line.metric.replace("_", " "), str(line.count), str(line.unit_price), line.formatted
+        )
+    amounts.add_row("total", "", "", priced.total_formatted, style="bold")
+    out.print(amounts)

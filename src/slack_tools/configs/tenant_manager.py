@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from slack_tools.configs import billing
+from slack_tools.configs.billing import Bill
 from slack_tools.configs.manager import ConfigManager, default_author
 from slack_tools.configs.runtime import ConfigRuntime
 from slack_tools.configs.schema import TenantConfig
@@ -213,6 +215,14 @@ class TenantManager:
         if (last - first).days >= MAX_USAGE_DAYS:
             raise ValueError(f"ask for at most {MAX_USAGE_DAYS} days at once")
         return usage.usage(self.runtime.database.engine, self.tenant_id, first, last)
+
+    def bill(self, counts: Mapping[str, int]) -> Bill | None:
+        """What ``counts`` cost on the tenant's plan (None when the plan has no prices)."""
+        tenant = self.get_config()
+        prices = self.runtime.config.tenants.prices.get(tenant.plan)
+        if prices is None:
+            return None
+        return billing.bill(counts, tenant.plan, prices, tenant.locale)
 
     def revoke_key(self, key_id: int) -> None:
         """Stop accepting a key (within ``ingest.key_cache_seconds`` on every instance)."""

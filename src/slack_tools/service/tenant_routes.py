@@ -378,7 +378,11 @@ async def tenant_usage(
     request: Request,
     service: ServiceDep,
 ) -> dict[str, Any]:
-    """Counts per UTC day (``from`` and ``to`` included; default: this month so far)."""
+    """Counts per UTC day (``from`` and ``to`` included; default: this month so far).
+
+    When the tenant's plan has prices, ``amounts`` prices the totals: decimal strings
+    and the same amounts formatted in the tenant's currency and locale.
+    """
     manager = _manager(service, tenant_id)
     today = datetime.now(UTC).date()
     first = _day("from", request.query_params.get("from"), today.replace(day=1))
@@ -387,10 +391,30 @@ async def tenant_usage(
         days = await _call(manager.usage, first, last)
     except ValueError as exc:
         raise Refused(problems.problem(422, "Invalid request", str(exc))) from None
-    return {
+    summed = dict(totals(days))
+    answer: dict[str, Any] = {
         "tenant": tenant_id,
         "from": first.isoformat(),
         "to": last.isoformat(),
         "days": [{"day": d.day.isoformat(), **d.counts()} for d in days],
-        "totals": dict(totals(days)),
+        "totals": summed,
     }
+    priced = await _call(manager.bill, summed)
+    if priced is not None:
+        answer["amounts"] = {
+            "plan": priced.plan,
+            "currency": priced.currency,
+            "lines": [
+                {
+                    "metric": line.metric,
+                    "count": line.count,
+                    "unit_price": str(line.unit_price),
+                    "amount": str(line.amount),
+                    "formatted": line.formatted,
+                }
+                for line in priced.lines
+            ],
+            "total": str(priced.total),
+            "total_formatted": priced.total_formatted,
+        }
+    return answer

@@ -40,6 +40,7 @@ from slack_tools.configs.schema.app import (
     TemplateLimitsConfig,
 )
 from slack_tools.configs.schema.documents import (
+    PlanPrices,
     Route,
     TenantConfig,
     TenantDefaults,
@@ -110,6 +111,7 @@ __all__ = [
     "MonitoringConfig",
     "Path",
     "Pattern",
+    "PlanPrices",
     "PlanQuotaLimits",
     "Port",
     "PositiveFloat",

@@ -9,13 +9,15 @@ the database, each level on top of the one below: Global → Tenant → User.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, SecretStr
 
 from slack_tools.configs.schema.types import (
     AvailableIsolation,
     ChannelName,
+    CurrencyCode,
     FrozenDict,
     IsolationMode,
     LocaleName,
@@ -26,6 +28,7 @@ from slack_tools.configs.schema.types import (
     TemplateSources,
     Threshold,
     TimeZoneName,
+    UnitPrices,
     runtime,
 )
 
@@ -46,8 +49,32 @@ class TenantDefaults(Section):
     )
 
 
+class PlanPrices(Section):
+    """What a plan costs: usage reports show amounts for the tenants on it."""
+
+    currency: CurrencyCode = Field(description="ISO 4217 code the plan is billed in, e.g. EUR.")
+    unit_prices: UnitPrices = Field(
+        default_factory=FrozenDict,
+        description=(
+            "Price of one unit of a usage count (alerts_received, messages_sent, "
+            "messages_held, dead_letters, api_calls), e.g. messages_sent: 0.002."
+        ),
+    )
+
+
 class TenantsConfig(Section):
     defaults: TenantDefaults = TenantDefaults()
+    prices: Annotated[
+        Mapping[str, PlanPrices],
+        AfterValidator(FrozenDict),
+        PlainSerializer(lambda plans: {name: plan.model_dump() for name, plan in plans.items()}),
+    ] = Field(
+        default_factory=FrozenDict,
+        description=(
+            "Optional price table: plan name → {currency: EUR, unit_prices: {messages_sent: "
+            "0.002, …}}; usage reports show amounts for tenants on a priced plan."
+        ),
+    )
 
 
 # --- runtime documents (stored, versioned, in the database) -----------------------------

@@ -12,9 +12,11 @@ import re
 import types
 import zoneinfo
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
+from babel.numbers import list_currencies
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from slack_tools.configs.matchers import parse_matcher
@@ -155,6 +157,22 @@ def _check_matcher(value: str) -> str:
     return value
 
 
+def _check_currency(value: str) -> str:
+    if value not in list_currencies():
+        raise ValueError(f"expected an ISO 4217 currency code such as EUR or USD, got {value!r}")
+    return value
+
+
+USAGE_METRICS = ("alerts_received", "messages_sent", "messages_held", "dead_letters", "api_calls")
+
+
+def _check_usage_metrics(prices: Mapping[str, Decimal]) -> Mapping[str, Decimal]:
+    unknown = sorted(set(prices) - set(USAGE_METRICS))
+    if unknown:
+        raise ValueError(f"unknown usage counts {unknown}: expected {', '.join(USAGE_METRICS)}")
+    return prices
+
+
 def _check_pattern(value: str) -> str:
     try:
         re.compile(value)
@@ -171,6 +189,13 @@ Threshold = Annotated[str, AfterValidator(_check_threshold)]
 ChannelName = Annotated[str, AfterValidator(_check_channel)]
 Matcher = Annotated[str, AfterValidator(_check_matcher)]
 Pattern = Annotated[str, AfterValidator(_check_pattern)]
+CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
+UnitPrices = Annotated[
+    Mapping[str, Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]],
+    AfterValidator(_check_usage_metrics),
+    AfterValidator(_freeze_mapping),
+    PlainSerializer(lambda prices: {name: str(price) for name, price in prices.items()}),
+]
 QuotaLimits = Annotated[
     Mapping[str, PositiveInt],
     AfterValidator(_freeze_mapping),

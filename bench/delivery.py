@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +141,28 @@ def steady(seconds: float, per_channel_interval: float) -> dict[str, float]:
         # Steady state: the middle of the run, away from the start and the end.
         first = min(r["at"] for r in posts) if posts else 0.0
         window = [r for r in posts if first + 3 <= r["at"] <= first + seconds - 2 and r["ok"]]
-        span = max(seconds - 5, 1)
         metrics = httpx.get(f"{running.url}/metrics", timeout=30).text
         latency = _p95(metrics)
         return {
-            "delivered_per_second": len(window) / span,
+            "delivered_per_second": _channel_rates(window),
             "rate_limited": sum(1 for r in log if r["status"] == 429),
             "p95_latency": latency,
             "offered_per_second": CHANNELS / per_channel_interval,
             "elapsed": time.monotonic() - begin,
         }
+
+
+def _channel_rates(posts: list[dict[str, Any]]) -> float:
+    """Messages per second summed over channels, each from its own posts' spacing.
+
+    Not the count of posts in the window divided by its length: the channels start
+    together and keep in step, so a 15 s window holds 15 posts of every channel even
+    when each posts only every 1.06 s, and the count reads 100 % where Slack took 94 %.
+    """
+    times: dict[str, list[float]] = defaultdict(list)
+    for post in posts:
+        times[post["channel"]].append(post["at"])
+    return sum((len(at) - 1) / (max(at) - min(at)) for at in times.values() if max(at) > min(at))
 
 
 def _p95(metrics: str) -> float:

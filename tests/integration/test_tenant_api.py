@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from slack_tools.configs.quotas import MemoryQuotaCounter
 from tests.helpers import assert_no_secret
 from tests.integration.test_ingest_http import (
     ADMIN_TOKEN,
@@ -445,3 +446,25 @@ async def test_usage_of_a_priced_plan_has_amounts_in_the_tenants_currency_and_lo
     assert (
         "amounts" not in (await unpriced.client.get(f"{TENANTS}/acme/usage", headers=ADMIN)).json()
     )
+
+
+async def test_admin_calls_about_a_tenant_beyond_its_quota_are_429(
+    open_service: OpenService,
+) -> None:
+    """The quota's call is refused with its name and Retry-After; other tenants go on."""
+    harness = await open_service(TENANTS__DEFAULTS__QUOTAS='{"admin_calls_per_minute": 3}')
+    minute_start = 1_795_701_780.0
+    harness.service.quotas = MemoryQuotaCounter(lambda: minute_start + 45)
+    await create(harness, "initech")
+    for _ in range(3):
+        assert (await harness.client.get(f"{TENANTS}/acme", headers=ADMIN)).status_code == 200
+
+    refused = await harness.client.get(f"{TENANTS}/acme/keys", headers=ADMIN)
+
+    problem = assert_problem(refused, 429)
+    assert problem["quota"] == "admin_calls_per_minute"
+    assert refused.headers["retry-after"] == "15"
+    assert (await harness.client.get(f"{TENANTS}/initech", headers=ADMIN)).status_code == 200
+    assert (await harness.client.get(TENANTS, headers=ADMIN)).status_code == 200
+    exceeded = (await harness.metrics())["slack_tools_quota_exceeded_total"]
+    assert ({"tenant": "acme", "quota": "admin_calls_per_minute"}, 1.0) in exceeded

@@ -129,6 +129,17 @@ class ServiceMetrics:
             ["tenant"],
             registry=registry,
         )
+        self.quota_exceeded = Counter(
+            "slack_tools_quota_exceeded",
+            "Uses beyond a tenant's quota (held or refused), by tenant and quota.",
+            ["tenant", "quota"],
+            registry=registry,
+        )
+        self.quota_fallbacks = Counter(
+            "slack_tools_quota_fallbacks",
+            "Quota counts made in this process's memory because Redis failed.",
+            registry=registry,
+        )
         # The ingest path's series, by label values in the metrics' label order.
         self.request_duration_of = Children(self.request_duration)
         self.alerts_received_of = Children(self.alerts_received)

@@ -92,6 +92,7 @@ class QuotaUse:
     amount: int
     window_start: float
     window_end: float
+    at: float
 
     @property
     def allowed(self) -> bool:
@@ -107,14 +108,15 @@ class QuotaUse:
     def remaining(self) -> int:
         return max(0, self.quota.limit - self.used)
 
-    def retry_after(self, now: float) -> float:
-        """Seconds until the window reopens."""
-        return max(0.0, self.window_end - now)
+    @property
+    def retry_after(self) -> float:
+        """Seconds from the take until the window reopens."""
+        return max(0.0, self.window_end - self.at)
 
 
-def _use(quota: Quota, window: int, used: int, amount: int) -> QuotaUse:
-    start = window * quota.period_seconds
-    return QuotaUse(quota, used, amount, start, start + quota.period_seconds)
+def _use(quota: Quota, now: float, used: int, amount: int) -> QuotaUse:
+    start = quota.window(now) * quota.period_seconds
+    return QuotaUse(quota, used, amount, start, start + quota.period_seconds, now)
 
 
 class QuotaCounter(Protocol):
@@ -142,13 +144,14 @@ class MemoryQuotaCounter:
 
     def take_now(self, tenant_id: str, quota: Quota, amount: int = 1) -> QuotaUse:
         """:meth:`take` for synchronous callers; never waits."""
-        window = quota.window(self._clock())
+        now = self._clock()
+        window = quota.window(now)
         key = (tenant_id, quota.name)
         counted_window, count = self._counts.get(key, (window, 0))
         used = (count if counted_window == window else 0) + amount
         if amount:
             self._counts[key] = (window, used)
-        return _use(quota, window, used, amount)
+        return _use(quota, now, used, amount)
 
 
 # A window's key expires one period after its window ends, for a clock a little behind.
@@ -174,8 +177,8 @@ class RedisQuotaCounter:
         return f"{self._prefix}quota:{tenant_id}:{quota.name}:{window}"
 
     async def take(self, tenant_id: str, quota: Quota, amount: int = 1) -> QuotaUse:
-        window = quota.window(self._clock())
-        key = self._key(tenant_id, quota, window)
+        now = self._clock()
+        key = self._key(tenant_id, quota, quota.window(now))
         try:
             if amount == 0:
                 used = int(await self._client.get(key) or 0)
@@ -185,7 +188,7 @@ class RedisQuotaCounter:
             raise QuotaBackendUnavailableError(
                 f"Redis did not count quota {quota.name}: {type(exc).__name__}"
             ) from exc
-        return _use(quota, window, used, amount)
+        return _use(quota, now, used, amount)
 
     async def peek(self, tenant_id: str, quota: Quota) -> QuotaUse:
         return await self.take(tenant_id, quota, 0)

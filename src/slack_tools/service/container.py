@@ -17,6 +17,12 @@ from slack_tools.configs import ConfigManager, ConfigRuntime
 from slack_tools.configs.hot_reload import ConfigWatcher, TreeWatcher
 from slack_tools.configs.localization import Catalogs, packaged_catalogs
 from slack_tools.configs.metrics import ConfigCollector, ServiceMetrics, build_registry
+from slack_tools.configs.quotas import (
+    FailoverQuotaCounter,
+    MemoryQuotaCounter,
+    QuotaCounter,
+    RedisQuotaCounter,
+)
 from slack_tools.configs.schema import AppConfig
 from slack_tools.configs.templates import TemplateEngine, TemplateFallback
 from slack_tools.errors import SlackToolsError
@@ -57,6 +63,7 @@ class Service:
     file_watchers: list[TreeWatcher] = field(default_factory=list)
     fake: FakeSlack | None = None
     redis: Redis | None = None
+    quotas: QuotaCounter = field(default_factory=MemoryQuotaCounter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _reported_tenants: set[str] = field(default_factory=set)
@@ -244,6 +251,17 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         file_watchers=_file_watchers(config, catalogs, templates),
         fake=fake,
         redis=redis,
+        quotas=_quotas(config, redis, metrics),
+    )
+
+
+def _quotas(config: AppConfig, redis: Redis | None, metrics: ServiceMetrics) -> QuotaCounter:
+    """Shared in Redis when it is configured (memory while it fails), else this process's."""
+    if redis is None:
+        return MemoryQuotaCounter()
+    return FailoverQuotaCounter(
+        RedisQuotaCounter(redis, config.redis.key_prefix),
+        on_fallback=metrics.quota_fallbacks.inc,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from slack_tools.configs import ConfigValidationError
+from slack_tools.configs.quotas import Quota
 from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
 from slack_tools.configs.validator import Level
 from slack_tools.errors import ConflictError, NotFoundError
@@ -30,6 +32,8 @@ from slack_tools.storage import DocumentVersion
 from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, TenantStatus
 from slack_tools.storage.usage import totals
 
+# Calls about one tenant count against its quota; listing and creating are the platform's.
+ADMIN_CALLS = "admin_calls_per_minute"
 router = APIRouter(prefix="/api/v1/tenants", dependencies=[Depends(require_admin)])
 T = TypeVar("T")
 
@@ -72,6 +76,33 @@ def _manager(service: Service, tenant_id: str) -> TenantManager:
         return TenantManager(tenant_id, service.runtime)
     except ValueError:
         raise Refused(problems.problem(404, "Not Found", f"No tenant {tenant_id!r}.")) from None
+
+
+async def _counted(service: Service, tenant_id: str) -> TenantManager:
+    """The manager of the tenant a route is about, once its admin call quota allows the call."""
+    manager = _manager(service, tenant_id)
+    runtime = service.runtime
+    effective = runtime.peek_effective(tenant_id)
+    if effective is None:
+        effective = await _call(runtime.effective, tenant_id)
+    limit = effective.tenant.quotas.get(ADMIN_CALLS)
+    if limit is None:
+        return manager
+    use = await service.quotas.take(tenant_id, Quota.named(ADMIN_CALLS, limit))
+    if not use.allowed:
+        service.metrics.quota_exceeded.labels(tenant=tenant_id, quota=ADMIN_CALLS).inc()
+        retry = max(1, math.ceil(use.retry_after))
+        raise Refused(
+            problems.problem(
+                429,
+                "Too Many Requests",
+                f"Tenant {tenant_id!r} made its {limit} admin calls of this minute; "
+                f"retry in {retry} s.",
+                headers={"Retry-After": str(retry)},
+                quota=ADMIN_CALLS,
+            )
+        )
+    return manager
 
 
 async def _body(request: Request, service: Service) -> dict[str, Any]:
@@ -215,7 +246,7 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
 @router.get("/{tenant_id}")
 async def show_tenant(tenant_id: str, service: ServiceDep) -> JSONResponse:
     """The tenant, its effective configuration (secrets masked) and its keys."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     record = await _call(manager.info)
     config = await _call(manager.show_config)
     keys = await _call(manager.api_keys)
@@ -234,7 +265,7 @@ async def show_tenant(tenant_id: str, service: ServiceDep) -> JSONResponse:
 @router.patch("/{tenant_id}")
 async def change_tenant(tenant_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
     """Rename, disable or enable: ``{"name"?, "status"?: "active" | "disabled"}``."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     body = await _body(request, service)
     unknown = sorted(set(body) - {"name", "status"})
     if unknown or not body:
@@ -270,7 +301,7 @@ async def change_tenant(tenant_id: str, request: Request, service: ServiceDep) -
 @router.delete("/{tenant_id}")
 async def delete_tenant(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
     """Delete the tenant and everything stored for it; answers what was removed."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     removed = await _call(manager.delete)
     return {"deleted": tenant_id, "removed": removed}
 
@@ -278,7 +309,7 @@ async def delete_tenant(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
 @router.get("/{tenant_id}/config")
 async def tenant_config(tenant_id: str, service: ServiceDep) -> JSONResponse:
     """The effective configuration (secrets masked); its ``ETag`` is the version."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     config = await _call(manager.show_config)
     version = manager.config_version
     return JSONResponse({"config": config, "version": version}, headers={"ETag": _etag(version)})
@@ -293,7 +324,7 @@ async def update_tenant_config(
     With ``If-Match: "<version>"`` the change is refused (412) unless the tenant is
     still at that version.
     """
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     expected = _if_match(request)
     patch = await _body(request, service)
     try:
@@ -324,7 +355,7 @@ async def update_tenant_config(
 @router.get("/{tenant_id}/config/history")
 async def tenant_config_history(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
     """Every version of the configuration: who, when, why (contents stay in the CLI's diff)."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     await _call(manager.info)
     versions = await _call(manager.history)
     return {"versions": [_version(v) for v in versions]}
@@ -333,7 +364,7 @@ async def tenant_config_history(tenant_id: str, service: ServiceDep) -> dict[str
 @router.get("/{tenant_id}/keys")
 async def tenant_keys(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
     """The tenant's API keys by prefix, with when each was last used."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     keys = await _call(manager.api_keys)
     return {"api_keys": [_key(k) for k in keys]}
 
@@ -341,7 +372,7 @@ async def tenant_keys(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
 @router.post("/{tenant_id}/keys", status_code=201)
 async def create_tenant_key(tenant_id: str, request: Request, service: ServiceDep) -> JSONResponse:
     """A new API key (``{"label"?}``), answered once: only its digest is kept."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     body = await _body(request, service)
     label = _text(body, "label") or ""
     issued = await _call(manager.create_key, label)
@@ -351,7 +382,7 @@ async def create_tenant_key(tenant_id: str, request: Request, service: ServiceDe
 @router.delete("/{tenant_id}/keys/{key_id}", status_code=204)
 async def revoke_tenant_key(tenant_id: str, key_id: int, service: ServiceDep) -> Response:
     """Revoke a key; every instance refuses it within ``ingest.key_cache_seconds``."""
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     await _call(manager.revoke_key, key_id)
     return Response(status_code=204)
 
@@ -383,7 +414,7 @@ async def tenant_usage(
     When the tenant's plan has prices, ``amounts`` prices the totals: decimal strings
     and the same amounts formatted in the tenant's currency and locale.
     """
-    manager = _manager(service, tenant_id)
+    manager = await _counted(service, tenant_id)
     today = datetime.now(UTC).date()
     first = _day("from", request.query_params.get("from"), today.replace(day=1))
     last = _day("to", request.query_params.get("to"), today)

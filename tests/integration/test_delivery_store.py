@@ -32,6 +32,8 @@ from slack_tools.storage.delivery import (
     bury,
     claim,
     dead_letters,
+    hold,
+    hold_unsent,
     load_groups,
     prune,
     queue_stats,
@@ -962,3 +964,41 @@ def test_queue_stats_counts_pending_and_dead_per_tenant_and_oldest_pending(
     assert stats.dead_by_tenant == {OTHER: 1}
     assert (stats.pending, stats.dead) == (4, 1)
     assert stats.oldest_pending_since == at(10)
+
+
+# --- quota holds ------------------------------------------------------------------------
+
+
+def test_a_held_delivery_waits_until_its_window_and_is_counted_held_once(engine: Engine) -> None:
+    """Held: not claimable before ``until``; held again later, it is not new; sent, it is clear."""
+    write(engine, now=at(0))
+    [claimed] = take(engine, now=at(1))
+    with write_transaction(engine) as connection:
+        assert hold(connection, [claimed.id], owner="w1", until=at(60), now=at(1)) == 1
+    assert take(engine, now=at(59)) == []
+    [again] = take(engine, now=at(60))
+    assert again.held_at == at(1)
+    assert again.attempts == 0  # waiting for a quota is not a failed attempt
+    with write_transaction(engine) as connection:
+        assert hold(connection, [again.id], owner="w1", until=at(120), now=at(60)) == 0
+    [last] = take(engine, now=at(120))
+    record(engine, [sent(last)], at(121))
+    assert must(row(engine))["held_at"] is None
+
+
+def test_hold_unsent_holds_new_messages_but_never_the_update_of_a_sent_one(
+    engine: Engine,
+) -> None:
+    """A group's resolve edits its message at once; a group never posted waits."""
+    write(engine, group="sent", now=at(0))
+    deliver(engine, now=at(1), group="sent")
+    write(engine, group="sent", status="resolved", now=at(2))
+    write(engine, group="new", now=at(2))
+    with write_transaction(engine) as connection:
+        held = [
+            hold_unsent(connection, TENANT, group, until=at(60), now=at(2))
+            for group in ("sent", "new")
+        ]
+    assert held == [0, 1]
+    assert [c.group_hash for c in take(engine, now=at(3))] == ["sent"]
+    assert must(row(engine, group="new"))["held_at"] == at(2)

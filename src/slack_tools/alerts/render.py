@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from slack_tools.alerts.models import Alert, AlertGroup, SlackMessage, Source, Status
 from slack_tools.configs.localization import Localizer
@@ -433,6 +433,29 @@ def _context(text: str) -> dict[str, Any]:
 
 
 # --- the messages -------------------------------------------------------------------------------
+
+
+def with_held_note(message: SlackMessage, t: Localizer, alerts: int) -> SlackMessage:
+    """The message with a last line saying ``alerts`` were held back by the tenant's quota.
+
+    Added to whatever template made the message, so no tenant template can lose it; it
+    takes the last block's place when the message has no room left.
+    """
+    note = t.ngettext(
+        "%(count)s alert was held back by this team's quota and is shown now",
+        "%(count)s alerts were held back by this team's quota and are shown now",
+        alerts,
+    )
+    block = _context(f"⏳ {note}")
+    text = clip(f"{message.text}\n{note}", MAX_TEXT)
+    if message.attachments:
+        first, *others = message.attachments
+        blocks = [*cast("Sequence[Mapping[str, object]]", first.get("blocks", ()))]
+        blocks = [*blocks[: MAX_BLOCKS - 1], block]
+        attachment = {**first, "blocks": blocks, "fallback": text}
+        return SlackMessage(text=text, attachments=(attachment, *others))
+    blocks = [*message.blocks[: MAX_BLOCKS - 1], block]
+    return SlackMessage(text=text, blocks=tuple(blocks), attachments=message.attachments)
 
 
 def render_group(

@@ -135,6 +135,12 @@ class ServiceMetrics:
             ["tenant", "quota"],
             registry=registry,
         )
+        self.messages_held = Counter(
+            "slack_tools_messages_held",
+            "Deliveries held back by a tenant's quota (each counted once), by tenant.",
+            ["tenant"],
+            registry=registry,
+        )
         self.quota_fallbacks = Counter(
             "slack_tools_quota_fallbacks",
             "Quota counts made in this process's memory because Redis failed.",

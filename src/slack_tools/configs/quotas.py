@@ -78,6 +78,24 @@ class Quota:
         return math.floor(now / self.period_seconds)
 
 
+# The resources the service counts: alerts where they arrive, messages where they are sent.
+ALERTS = "alerts"
+MESSAGES = "messages"
+
+
+def resource_quotas(limits: Mapping[str, int], resource: str) -> list[Quota]:
+    """The quotas on ``resource`` among a tenant's ``quotas`` (``alerts_per_minute``…)."""
+    found = []
+    for name, limit in limits.items():
+        if name.partition("_per_")[0] != resource:
+            continue
+        try:
+            found.append(Quota.named(name, limit))
+        except ValueError:  # a name without a period the schema let through: nothing to count
+            continue
+    return found
+
+
 def quotas_of(limits: Mapping[str, int]) -> dict[str, Quota]:
     """The quotas of a tenant's ``quotas`` setting (name → limit)."""
     return {name: Quota.named(name, limit) for name, limit in limits.items()}

@@ -202,6 +202,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     )
     database = runtime.database
     redis, limiter = _redis(config)
+    quotas = _quotas(config, redis, metrics)
     tenants = TenantStore(database.engine)
     catalogs, templates = _localization(config, metrics)
     slack = SlackClient(
@@ -216,6 +217,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         metrics,
         templates=templates,
         limiter=limiter,
+        quotas=quotas,
         default_token=(lambda: DEV_TOKEN) if fake is not None else (lambda: None),
     )
     writer = GroupCommitWriter(database.engine, max_batch=config.ingest.group_commit_max)
@@ -227,6 +229,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         FloodGate(limiter, Bucket(ingest.flood_requests_per_second, ingest.flood_burst)),
         metrics,
         on_queued=dispatcher.wake,
+        quotas=quotas,
     )
     runtime.on_change(lambda _change: scrubber.update(known_secrets(runtime)))
     # monitoring.log_level and the breaker settings may change at run time.
@@ -251,7 +254,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         file_watchers=_file_watchers(config, catalogs, templates),
         fake=fake,
         redis=redis,
-        quotas=_quotas(config, redis, metrics),
+        quotas=quotas,
     )
 
 

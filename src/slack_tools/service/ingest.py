@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -34,6 +34,7 @@ from slack_tools.alerts.models import (
 from slack_tools.alerts.routing import route_group
 from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.metrics import ServiceMetrics
+from slack_tools.configs.quotas import ALERTS, MemoryQuotaCounter, QuotaCounter, resource_quotas
 from slack_tools.configs.security import api_key_digest
 from slack_tools.errors import AuthError, SlackToolsError
 from slack_tools.service.writer import GroupCommitWriter
@@ -202,8 +203,10 @@ class Ingestor:
         metrics: ServiceMetrics,
         *,
         on_queued: Callable[[], None] = lambda: None,
+        quotas: QuotaCounter | None = None,
     ) -> None:
         self.runtime = runtime
+        self.quotas = quotas or MemoryQuotaCounter()
         self.writer = writer
         self.keys = keys
         self.flood = flood
@@ -238,11 +241,34 @@ class Ingestor:
                 for t in route_group(group, tenant)
             )
             writes.append((group, targets))
-        results = await self.writer.run(_store(caller.tenant_id, source, writes, now))
+        alerts = sum(len(g.alerts) for g in groups)
+        hold_until = await self._alerts_over_quota(caller.tenant_id, tenant.quotas, alerts)
+        results = await self.writer.run(
+            _store(caller.tenant_id, source, writes, now, hold_until=hold_until)
+        )
         self._count(caller.tenant_id, source, groups, results)
         if any(r.outcome is delivery.WriteOutcome.QUEUED for r in results):
             self.on_queued()
-        return Accepted(caller.tenant_id, sum(len(g.alerts) for g in groups), tuple(results))
+        return Accepted(caller.tenant_id, alerts, tuple(results))
+
+    async def _alerts_over_quota(
+        self, tenant_id: str, limits: Mapping[str, int], alerts: int
+    ) -> datetime | None:
+        """Count the alerts against the tenant's alert quotas; when the new ones may be sent.
+
+        None when they fit. Over a quota they are still accepted and stored, and their
+        new messages wait for the window to reopen (DESIGN "Decisions": quotas never
+        cost an alert).
+        """
+        over = []
+        for quota in resource_quotas(limits, ALERTS):
+            use = await self.quotas.take(tenant_id, quota, alerts)
+            if not use.allowed:
+                over.append(use)
+                self.metrics.quota_exceeded.labels(tenant=tenant_id, quota=quota.name).inc()
+        if not over:
+            return None
+        return datetime.fromtimestamp(max(use.window_end for use in over), UTC)
 
     def _count(
         self,
@@ -267,6 +293,8 @@ def _store(
     source: Source,
     writes: list[tuple[AlertGroup, tuple[delivery.TargetWrite, ...]]],
     now: datetime,
+    *,
+    hold_until: datetime | None = None,
 ) -> Callable[[sa.Connection], list[delivery.GroupResult]]:
     def job(connection: sa.Connection) -> list[delivery.GroupResult]:
         results = [
@@ -289,7 +317,21 @@ def _store(
             for (group, _), result in zip(writes, results, strict=True)
             if result.outcome is not delivery.WriteOutcome.DUPLICATE
         )
-        note_usage(connection, tenant_id, now, alerts_received=received, api_calls=1)
+        held = 0
+        if hold_until is not None:
+            held = sum(
+                delivery.hold_unsent(connection, tenant_id, r.group_hash, until=hold_until, now=now)
+                for r in results
+                if r.outcome is not delivery.WriteOutcome.DUPLICATE
+            )
+        note_usage(
+            connection,
+            tenant_id,
+            now,
+            alerts_received=received,
+            api_calls=1,
+            messages_held=held,
+        )
         return results
 
     return job

@@ -139,6 +139,8 @@ deliveries = Table(
     Column("message_ts", String(32), nullable=True),
     Column("message_episode", Integer, nullable=True),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
+    # Since when the tenant's quota holds this delivery back (None: not held).
+    Column("held_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("tenant_id", "group_hash", "channel", name="uq_deliveries_target"),
 )

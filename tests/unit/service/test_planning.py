@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from slack_tools.alerts.models import Alert, AlertGroup, Source, Status, alert_to_dict, group_meta
+from slack_tools.alerts.models import (
+    Alert,
+    AlertGroup,
+    SlackMessage,
+    Source,
+    Status,
+    alert_to_dict,
+    group_meta,
+)
 from slack_tools.configs.localization import Catalogs
 from slack_tools.service.dispatcher.planning import Action, Plan, plan_delivery
 from slack_tools.storage.delivery import Claimed, StoredGroup
@@ -115,3 +123,39 @@ def test_classify_change(
 ) -> None:
     """A notification is a first one, a copy, a change, or a new episode of its group."""
     assert classify_change(known, status, state_hash) is reason
+
+
+def _texts(message: object) -> str:
+    import json  # noqa: PLC0415 - only here
+
+    payload = message.payload() if isinstance(message, SlackMessage) else message
+    return json.dumps(payload, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("names", [["A"], ["A", "B", "C"]], ids=["post", "digest"])
+def test_deliveries_held_by_the_quota_say_how_many_alerts_waited(names: list[str]) -> None:
+    """Only held deliveries count; the note closes the message, in the reader's language."""
+    from dataclasses import replace  # noqa: PLC0415 - only here
+
+    groups = {name: stored(name) for name in names}
+    rows = [
+        replace(claimed(n), id=i, held_at=NOW if n != "C" else None) for i, n in enumerate(names)
+    ]
+    held = sum(1 for n in names if n != "C")
+
+    decided = plan(rows, groups)
+
+    assert decided is not None
+    message = decided.message
+    blocks = message.attachments[0]["blocks"] if message.attachments else message.blocks
+    last = _texts(list(blocks)[-1])  # type: ignore[call-overload]
+    expected = f"{held} alert{'s were' if held > 1 else ' was'} held back by this team's quota"
+    assert expected in last
+    assert expected in message.text
+    assert len(list(blocks)) <= 50  # type: ignore[call-overload]
+
+
+def test_nothing_is_said_of_deliveries_that_were_not_held() -> None:
+    decided = plan([claimed("A")], {"A": stored("A")})
+    assert decided is not None
+    assert "held back" not in _texts(decided.message)

@@ -37,6 +37,7 @@ from slack_tools.configs.circuit_breaker import (
 )
 from slack_tools.configs.localization import Catalogs
 from slack_tools.configs.metrics import ServiceMetrics
+from slack_tools.configs.quotas import MemoryQuotaCounter, QuotaCounter, QuotaUse
 from slack_tools.configs.schema import AppConfig, TenantConfig
 from slack_tools.configs.templates import TemplateEngine
 from slack_tools.errors import SlackToolsError
@@ -48,6 +49,7 @@ from slack_tools.service.dispatcher.planning import (
     pacing_requests,
     plan_delivery,
 )
+from slack_tools.service.dispatcher.quotas import messages_over_quota
 from slack_tools.slack.client import Outcome, Posted, SlackCallError, SlackClient, workspace_of
 from slack_tools.slack.ratelimit import (
     RateLimiter,
@@ -58,6 +60,7 @@ from slack_tools.slack.ratelimit import (
 from slack_tools.storage import Database
 from slack_tools.storage import delivery as outbox
 from slack_tools.storage.delivery.dispatch import ready_count
+from slack_tools.storage.usage import note_usage, usage_noted
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +85,7 @@ class Dispatcher:
         limiter: RateLimiter | None = None,
         default_token: Callable[[], str | None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        quotas: QuotaCounter | None = None,
     ) -> None:
         self.runtime = runtime
         self.database = database
@@ -92,6 +96,7 @@ class Dispatcher:
         self.limiter = SharedLimiter(limiter)
         self.default_token = default_token
         self.clock = clock
+        self.quotas = quotas or MemoryQuotaCounter()
         self.owner = f"{uuid.uuid4().hex[:12]}"
         config = runtime.config
         self.breakers = BreakerRegistry(
@@ -349,6 +354,11 @@ class Dispatcher:
             self._not_before[(work.tenant_id, work.channel)] = time.monotonic() + wait
             await self._later(claimed, wait)
             return
+        over = await messages_over_quota(self.quotas, work.tenant_id, tenant.quotas, plan)
+        if over:
+            breaker.record_ignored()
+            await self._hold(plan.rows, over, work.tenant_id)
+            return
         await self._send(plan, token, workspace, work, tenant, budgets, breaker)
 
     def _token(self, config: AppConfig, tenant: TenantConfig) -> str | None:
@@ -562,9 +572,10 @@ class Dispatcher:
                     max((now - row.pending_since).total_seconds(), 0.0)
                 )
 
-    def _write_sent(self, sent: list[outbox.Sent], now: datetime) -> None:
-        with self.database.transaction() as connection:
+    def _write_sent(self, sent: list[outbox.Sent], now: datetime, tenant_id: str) -> None:
+        with self.database.transaction() as connection, usage_noted(connection):
             outbox.record_sent(connection, sent, now)
+            note_usage(connection, tenant_id, now, messages_sent=1)
 
     async def _write_sent_durably(
         self, sent: list[outbox.Sent], now: datetime, tenant_id: str
@@ -577,7 +588,7 @@ class Dispatcher:
         """
         for pause in RECORD_RETRY_SECONDS:
             try:
-                await asyncio.to_thread(self._write_sent, sent, now)
+                await asyncio.to_thread(self._write_sent, sent, now, tenant_id)
             except (SlackToolsError, SQLAlchemyError) as exc:
                 log.warning("delivery.record_retry", tenant=tenant_id, error=type(exc).__name__)
                 await asyncio.sleep(pause)
@@ -609,16 +620,44 @@ class Dispatcher:
                 now=self.clock(),
             )
 
+    async def _hold(
+        self, rows: Sequence[outbox.Claimed], over: Sequence[QuotaUse], tenant_id: str
+    ) -> None:
+        """Keep a new message back until every quota it exceeds has a new window."""
+        until = datetime.fromtimestamp(max(use.window_end for use in over), UTC)
+        now = self.clock()
+
+        def hold() -> int:
+            with self.database.transaction() as connection, usage_noted(connection):
+                newly = outbox.hold(
+                    connection, [r.id for r in rows], owner=self.owner, until=until, now=now
+                )
+                note_usage(connection, tenant_id, now, messages_held=newly)
+                return newly
+
+        newly = await asyncio.to_thread(hold)
+        for use in over:
+            self.metrics.quota_exceeded.labels(tenant=tenant_id, quota=use.quota.name).inc()
+        self.metrics.messages_held.labels(tenant=tenant_id).inc(newly)
+        log.info(
+            "delivery.held_by_quota",
+            tenant=tenant_id,
+            quotas=[use.quota.name for use in over],
+            until=until.isoformat(),
+            deliveries=len(rows),
+        )
+        delay = max((until - self.clock()).total_seconds(), 0.0)
+        asyncio.get_running_loop().call_later(delay + 0.001, self.wake)
+
     async def _bury(self, rows: Sequence[outbox.Claimed], reason: str) -> None:
         def bury() -> None:
-            with self.database.transaction() as connection:
+            now = self.clock()
+            with self.database.transaction() as connection, usage_noted(connection):
                 outbox.bury(
-                    connection,
-                    [r.id for r in rows],
-                    owner=self.owner,
-                    reason=reason,
-                    now=self.clock(),
+                    connection, [r.id for r in rows], owner=self.owner, reason=reason, now=now
                 )
+                for row in rows:
+                    note_usage(connection, row.tenant_id, now, dead_letters=1)
 
         await asyncio.to_thread(bury)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from slack_tools.alerts.models import SlackMessage, Status, group_from_stored
-from slack_tools.alerts.render import render_digest, render_group, render_reply
+from slack_tools.alerts.render import render_digest, render_group, render_reply, with_held_note
 from slack_tools.configs.localization import Localizer
 from slack_tools.configs.schema import AppConfig
 from slack_tools.configs.templates import TemplateEngine
@@ -72,8 +72,36 @@ def plan_delivery(
 
     Several at once make a digest. One makes a new post (first message of this episode),
     an edit of its message, or a reply in the digest that holds it. ``templates`` are
-    the tenant's own, tried before ``engine``'s.
+    the tenant's own, tried before ``engine``'s. Deliveries the tenant's quota held back
+    get a last line saying how many alerts waited.
     """
+    plan = _plan(
+        claimed,
+        stored,
+        localizer,
+        now,
+        thread_replies=thread_replies,
+        engine=engine,
+        templates=templates,
+    )
+    if plan is None:
+        return None
+    held = sum(len(stored[row.group_hash].alerts) for row in plan.rows if row.held_at)
+    if not held:
+        return plan
+    return replace(plan, message=with_held_note(plan.message, localizer(plan.rows[0].locale), held))
+
+
+def _plan(
+    claimed: Sequence[outbox.Claimed],
+    stored: Mapping[str, outbox.StoredGroup],
+    localizer: Callable[[str], Localizer],
+    now: datetime,
+    *,
+    thread_replies: bool,
+    engine: TemplateEngine | None = None,
+    templates: Mapping[str, str] | None = None,
+) -> Plan | None:
     groups = {
         h: group_from_stored(s.source, s.group_key, s.status, s.alerts, s.meta)
         for h, s in stored.items()

@@ -18,12 +18,14 @@ from slack_tools.storage.delivery.dispatch import (
     bury,
     claim,
     forget_messages,
+    hold,
     load_groups,
     ready_channels,
     record_sent,
     release,
 )
 from slack_tools.storage.delivery.ingest import (
+    hold_unsent,
     write_group,
 )
 from slack_tools.storage.delivery.model import (
@@ -66,6 +68,8 @@ __all__ = [
     "claim",
     "dead_letters",
     "forget_messages",
+    "hold",
+    "hold_unsent",
     "load_groups",
     "prune",
     "queue_stats",

@@ -106,6 +106,7 @@ def claim(
                 deliveries.c.message_episode,
                 deliveries.c.pending_since,
                 deliveries.c.available_at,
+                deliveries.c.held_at,
             )
         )
     )
@@ -124,6 +125,7 @@ def claim(
             r.message_ts,
             r.message_episode,
             utc(r.pending_since),
+            utc(r.held_at),
         )
         for r in rows
     ]
@@ -165,6 +167,7 @@ def record_sent(connection: sa.Connection, sent: Sequence[Sent], now: datetime) 
             message_ts=sa.bindparam("b_ts"),
             message_episode=sa.bindparam("b_episode"),
             delivered_at=now,
+            held_at=None,
             updated_at=now,
         ),
         [
@@ -206,6 +209,34 @@ def release(
             updated_at=now,
         )
     )
+
+
+def hold(
+    connection: sa.Connection, ids: Sequence[int], *, owner: str, until: datetime, now: datetime
+) -> int:
+    """Hold deliveries back until ``until`` (a quota's window reopens), spending no attempt.
+
+    Returns how many were not held already: each is counted as held once, however
+    many windows it waits.
+    """
+    if not ids:
+        return 0
+    mine = sa.and_(deliveries.c.id.in_(list(ids)), deliveries.c.lease_owner == owner)
+    newly = connection.execute(
+        sa.select(sa.func.count()).where(mine, deliveries.c.held_at.is_(None))
+    ).scalar_one()
+    connection.execute(
+        deliveries.update()
+        .where(mine)
+        .values(
+            lease_owner=None,
+            lease_until=None,
+            available_at=until,
+            held_at=sa.func.coalesce(deliveries.c.held_at, now),
+            updated_at=now,
+        )
+    )
+    return int(newly)
 
 
 def bury(

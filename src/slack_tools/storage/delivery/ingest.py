@@ -12,12 +12,14 @@ import sqlalchemy as sa
 
 from slack_tools.storage import group_writes as sql
 from slack_tools.storage.delivery.model import (
+    DeliveryState,
     GroupResult,
     Merge,
     StoredGroup,
     TargetWrite,
     WriteOutcome,
 )
+from slack_tools.storage.tables import alert_groups, deliveries
 
 
 class ChangeReason(StrEnum):
@@ -144,3 +146,36 @@ def _mark_pending(
     params = {**key, "now": stamp, **sql.routed_params(channels)}
     touched += int(driver.execute(sql.bump_told_elsewhere(len(channels)), params).rowcount)
     return touched
+
+
+def hold_unsent(
+    connection: sa.Connection, tenant_id: str, group_hash: str, *, until: datetime, now: datetime
+) -> int:
+    """Hold a group's deliveries that have no message for its current episode until ``until``.
+
+    An update of a message already sent is never held (a resolve always goes
+    through). Returns how many were not held already.
+    """
+    episode = (
+        sa.select(alert_groups.c.episode)
+        .where(alert_groups.c.tenant_id == tenant_id, alert_groups.c.group_hash == group_hash)
+        .scalar_subquery()
+    )
+    unsent = sa.and_(
+        deliveries.c.tenant_id == tenant_id,
+        deliveries.c.group_hash == group_hash,
+        deliveries.c.state == DeliveryState.PENDING.value,
+        sa.or_(deliveries.c.message_ts.is_(None), deliveries.c.message_episode != episode),
+    )
+    newly = connection.execute(
+        sa.select(sa.func.count()).where(unsent, deliveries.c.held_at.is_(None))
+    ).scalar_one()
+    connection.execute(
+        deliveries.update()
+        .where(unsent)
+        .values(
+            available_at=until,
+            held_at=sa.func.coalesce(deliveries.c.held_at, now),
+        )
+    )
+    return int(newly)

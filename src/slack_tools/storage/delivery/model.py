@@ -82,6 +82,7 @@ class Claimed:
     message_ts: str | None
     message_episode: int | None
     pending_since: datetime | None
+    held_at: datetime | None = None  # held back by the tenant's quota since then
 
 
 @dataclass(frozen=True, slots=True)

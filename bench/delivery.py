@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Running, create_tenant, fake_slack, service
+from harness import UNLIMITED_QUOTAS, Running, create_tenant, fake_slack, service
 
 TOKEN = "xoxb-bench-delivery-token"
 CHANNELS = 100
@@ -72,7 +72,7 @@ def burst(seconds_limit: float = 60.0) -> tuple[float, int]:
         fake_slack("--workspace", f"bench={TOKEN}") as fake,
         service(fake.url + "/api/") as running,
     ):
-        key = create_tenant(running, "burst", "#incidents", TOKEN)
+        key = create_tenant(running, "burst", "#incidents", TOKEN, *UNLIMITED_QUOTAS)
         names = [f"Burst{n}" for n in range(50)]
         with httpx.Client(base_url=running.url, timeout=30) as client:
             started = time.monotonic()
@@ -101,7 +101,7 @@ def steady(seconds: float, per_channel_interval: float) -> dict[str, float]:
         fake_slack("--workspace", f"bench={TOKEN}") as fake,
         service(fake.url + "/api/", extra) as running,
     ):
-        key = create_tenant(running, "steady", "#c0", TOKEN)
+        key = create_tenant(running, "steady", "#c0", TOKEN, *UNLIMITED_QUOTAS)
         patch = routes_patch(Path(running.env["SLACK_TOOLS_DATA_DIR"]) / "routes.yaml")
         subprocess.run(
             [

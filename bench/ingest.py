@@ -21,7 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Load, baseline, create_tenant, fake_slack, profiler, service, wrk
+from harness import (
+    UNLIMITED_QUOTAS,
+    Load,
+    baseline,
+    create_tenant,
+    fake_slack,
+    profiler,
+    service,
+    wrk,
+)
 
 TOKEN = "xoxb-bench-token"
 PATH = "/api/v1/alerts/alertmanager"
@@ -100,7 +109,7 @@ def main() -> None:
 
     extra = {"SLACK_TOOLS__SERVER__WORKERS": str(options.workers)}
     with fake_slack("--no-rate-limits") as fake, service(fake.url + "/api/", extra) as running:
-        key = create_tenant(running, "bench", "#bench", TOKEN)
+        key = create_tenant(running, "bench", "#bench", TOKEN, *UNLIMITED_QUOTAS)
         wrk(running.url, PATH, bodies[:50], key, seconds=2, connections=options.connections)
         cpu_before = running.cpu_seconds()
         with profiler(running, options.profile, options.seconds, gil_only=options.gil_only):

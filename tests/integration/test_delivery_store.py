@@ -44,6 +44,7 @@ from slack_tools.storage.delivery import (
     utc,
     write_group,
 )
+from slack_tools.storage.scope import ALL_TENANTS
 from slack_tools.storage.tables import alert_groups, deliveries
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -352,7 +353,7 @@ def test_new_change_revives_a_dead_delivery(engine: Engine, status: str) -> None
     assert (delivery["attempts"], delivery["last_error"], delivery["version"]) == (0, None, 2)
     assert delivery["available_at"] == at(60)
     with engine.connect() as connection:
-        assert dead_letters(connection) == []
+        assert dead_letters(connection, ALL_TENANTS) == []
     assert [c.id for c in take(engine, now=at(60))] == [claimed.id]
 
 
@@ -803,6 +804,17 @@ def test_release_counts_an_attempt_only_when_asked_and_keeps_the_last_error(
     assert again.attempts == attempts
 
 
+@pytest.mark.parametrize("scope", [None, ""])
+def test_a_query_without_a_tenant_scope_is_refused_not_read_as_all(
+    engine: Engine, scope: str | None
+) -> None:
+    """Logical isolation: forgetting the tenant is an error, never every tenant's rows."""
+    with engine.connect() as connection, pytest.raises(ValueError, match="tenant scope"):
+        dead_letters(connection, scope)  # type: ignore[arg-type]
+    with write_transaction(engine) as connection, pytest.raises(ValueError, match="tenant scope"):
+        replay(connection, scope, now=at(1))  # type: ignore[arg-type]
+
+
 def test_bury_makes_a_dead_letter_with_its_reason(engine: Engine) -> None:
     """bury turns a claimed delivery into a dead letter listed with reason, attempts and group."""
     write(engine, targets=(OPS, DEV))
@@ -814,7 +826,7 @@ def test_bury_makes_a_dead_letter_with_its_reason(engine: Engine) -> None:
         bury(connection, [other.id], owner="w1", reason="x" * 300, now=at(3))
 
     with engine.connect() as connection:
-        everything = dead_letters(connection)
+        everything = dead_letters(connection, ALL_TENANTS)
         mine = dead_letters(connection, TENANT)
 
     expected = DeadLetter(
@@ -834,8 +846,8 @@ def test_bury_makes_a_dead_letter_with_its_reason(engine: Engine) -> None:
         pytest.param({"ids": ["a1"]}, {"a1"}, id="by-id"),
         pytest.param({"ids": ["a1", "b1"]}, {"a1", "b1"}, id="by-ids-across-tenants"),
         pytest.param({"ids": ["live"]}, set(), id="by-id-not-dead"),
-        pytest.param({"tenant_id": TENANT}, {"a1", "a2"}, id="by-tenant"),
-        pytest.param({"ids": ["b1"], "tenant_id": TENANT}, set(), id="id-of-other-tenant"),
+        pytest.param({"scope": TENANT}, {"a1", "a2"}, id="by-tenant"),
+        pytest.param({"ids": ["b1"], "scope": TENANT}, set(), id="id-of-other-tenant"),
         pytest.param({}, {"a1", "a2", "b1"}, id="all"),
     ],
 )
@@ -852,12 +864,11 @@ def test_replay_requeues_the_selected_dead_letters(
     with write_transaction(engine) as connection:
         dead = [ids[g] for g in ("a1", "a2", "b1")]
         bury(connection, dead, owner="w1", reason="invalid_auth", now=at(2))
-    arguments = dict(selector)
-    if "ids" in arguments:
-        arguments["ids"] = [ids[g] for g in arguments["ids"]]
+    scope = selector.get("scope", ALL_TENANTS)
+    chosen = [ids[g] for g in selector["ids"]] if "ids" in selector else None
 
     with write_transaction(engine) as connection:
-        number = replay(connection, now=at(100), **arguments)
+        number = replay(connection, scope, now=at(100), ids=chosen)
 
     assert number == len(replayed)
     for group, tenant in (("a1", TENANT), ("a2", TENANT), ("b1", OTHER)):
@@ -873,7 +884,7 @@ def test_replay_requeues_the_selected_dead_letters(
     live = must(row(engine, group="live"))
     assert (live["state"], live["lease_owner"]) == (DeliveryState.PENDING, "w1")
     with engine.connect() as connection:
-        assert {d.id for d in dead_letters(connection)} == {
+        assert {d.id for d in dead_letters(connection, ALL_TENANTS)} == {
             ids[g] for g in ("a1", "a2", "b1") if g not in replayed
         }
 

@@ -22,6 +22,7 @@ from slack_tools.configs.localization import Catalogs
 from slack_tools.configs.security import new_api_key
 from slack_tools.errors import PayloadError, SlackToolsError
 from slack_tools.storage import delivery as outbox
+from slack_tools.storage.scope import ALL_TENANTS
 from slack_tools.storage.tenants import TenantStore
 
 deadletters_app = typer.Typer(help="Deliveries given up on: list and replay.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def deadletters_list(
     """Dead letters, newest first, with the reason Slack gave."""
     runtime = open_runtime()
     with runtime.database.engine.connect() as connection:
-        letters = outbox.dead_letters(connection, tenant)
+        letters = outbox.dead_letters(connection, tenant or ALL_TENANTS)
     table = Table()
     for column in ("id", "tenant", "channel", "reason", "attempts", "when (UTC)", "group"):
         table.add_column(column)
@@ -65,7 +66,9 @@ def deadletters_replay(
         raise typer.BadParameter("give dead letter ids, --tenant T, or --all")
     runtime = open_runtime()
     with runtime.database.transaction() as connection:
-        count = outbox.replay(connection, now=datetime.now(UTC), ids=ids or None, tenant_id=tenant)
+        count = outbox.replay(
+            connection, tenant or ALL_TENANTS, now=datetime.now(UTC), ids=ids or None
+        )
     out.print(f"{count} dead letter(s) queued again")
 
 

@@ -36,6 +36,7 @@ from slack_tools.service.container import DEV_SLACK_PATH, Service
 from slack_tools.service.ingest import Caller, FloodError, Forbidden, Unauthorized
 from slack_tools.slack.fake import create_app as create_fake_app
 from slack_tools.storage import delivery as outbox
+from slack_tools.storage.scope import ALL_TENANTS
 
 # Alertmanager and Grafana retry only 5xx (and ignore Retry-After): a flood answer
 # they would drop must be a 503. A generic sender gets the standard 429.
@@ -282,7 +283,7 @@ async def dead_letters(service: ServiceDep, tenant: str | None = None) -> dict[s
 
     def read() -> list[outbox.DeadLetter]:
         with service.database.engine.connect() as connection:
-            return outbox.dead_letters(connection, tenant)
+            return outbox.dead_letters(connection, tenant or ALL_TENANTS)
 
     letters = await asyncio.to_thread(read)
     return {
@@ -308,7 +309,7 @@ async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
     def write() -> int:
         with service.database.transaction() as connection:
             return outbox.replay(
-                connection, now=datetime.now(UTC), ids=body.ids, tenant_id=body.tenant
+                connection, body.tenant or ALL_TENANTS, now=datetime.now(UTC), ids=body.ids
             )
 
     count = await asyncio.to_thread(write)

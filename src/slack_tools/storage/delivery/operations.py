@@ -8,12 +8,14 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from slack_tools.storage.delivery.model import DeadLetter, DeliveryState, QueueStats, utc
+from slack_tools.storage.scope import TenantScope, scoped
 from slack_tools.storage.tables import alert_groups, deliveries
 
 
 def dead_letters(
-    connection: sa.Connection, tenant_id: str | None = None, limit: int = 1000
+    connection: sa.Connection, scope: TenantScope, limit: int = 1000
 ) -> list[DeadLetter]:
+    """Deliveries given up on, newest first, of one tenant or (``ALL_TENANTS``) every one."""
     statement = (
         sa.select(
             deliveries.c.id,
@@ -31,12 +33,13 @@ def dead_letters(
                 alert_groups.c.group_hash == deliveries.c.group_hash,
             ),
         )
-        .where(deliveries.c.state == DeliveryState.DEAD.value)
+        .where(
+            deliveries.c.state == DeliveryState.DEAD.value,
+            scoped(deliveries.c.tenant_id, scope),
+        )
         .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
         .limit(limit)
     )
-    if tenant_id is not None:
-        statement = statement.where(deliveries.c.tenant_id == tenant_id)
     return [
         DeadLetter(
             r.id,
@@ -53,17 +56,17 @@ def dead_letters(
 
 def replay(
     connection: sa.Connection,
+    scope: TenantScope,
     *,
     now: datetime,
     ids: Sequence[int] | None = None,
-    tenant_id: str | None = None,
 ) -> int:
-    """Queue dead letters again (by id, by tenant, or all); returns how many."""
-    condition = deliveries.c.state == DeliveryState.DEAD.value
+    """Queue the scope's dead letters again (those of ``ids`` only, if given); how many."""
+    condition = sa.and_(
+        deliveries.c.state == DeliveryState.DEAD.value, scoped(deliveries.c.tenant_id, scope)
+    )
     if ids is not None:
         condition = sa.and_(condition, deliveries.c.id.in_(list(ids)))
-    if tenant_id is not None:
-        condition = sa.and_(condition, deliveries.c.tenant_id == tenant_id)
     return int(
         connection.execute(
             deliveries.update()

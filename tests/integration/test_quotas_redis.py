@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from structlog.testing import capture_logs
 
 from slack_tools.configs.quotas import (
@@ -17,7 +15,7 @@ from slack_tools.configs.quotas import (
     QuotaBackendUnavailableError,
     RedisQuotaCounter,
 )
-from tests.conftest import REDIS_URL, unavailable
+from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
 
@@ -33,23 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix unique to this test; its keys are deleted afterwards."""
-    prefix = f"slack_tools_test:{uuid.uuid4().hex}:"
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        unavailable("Redis", str(exc))
-    yield prefix
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from slack_tools.errors import SlackToolsError
 from slack_tools.slack.ratelimit import (
@@ -20,7 +18,7 @@ from slack_tools.slack.ratelimit import (
     channel_posts_key,
     workspace_posts_key,
 )
-from tests.conftest import REDIS_URL, unavailable
+from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
 
@@ -28,23 +26,6 @@ pytestmark = pytest.mark.redis
 STILL = 0.001
 
 MakeLimiter = Callable[..., RedisRateLimiter]
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix unique to this test; its keys are deleted afterwards."""
-    prefix = f"slack_tools_test:{uuid.uuid4().hex}:"
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        unavailable("Redis", str(exc))
-    yield prefix
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 @pytest.fixture

@@ -68,23 +68,12 @@ def parse_fast(body: bytes) -> list[AlertGroup]:
     labels_in_common = fast.strings(doc, "commonLabels")
     annotations_in_common = fast.strings(doc, "commonAnnotations")
     external_url = fast.text(doc, "externalURL")
-    alerts = []
-    for item in fast.alerts(doc):
-        labels = fast.strings(item, "labels", required=True)
-        annotations = fast.strings(item, "annotations")
-        alerts.append(
-            Alert(
-                fingerprint=fast.text(item, "fingerprint") or label_fingerprint(labels),
-                status=fast.status(item),
-                labels=labels,
-                annotations=annotations,
-                starts_at=fast.when(item, "startsAt"),
-                ends_at=fast.when(item, "endsAt"),
-                links=fast.links(
-                    link(fast.text(item, "generatorURL")), link(annotations.get("runbook_url"))
-                ),
-            )
-        )
+    alerts = fast.webhook_alerts(
+        doc,
+        lambda item, annotations: fast.links(
+            link(fast.text(item, "generatorURL")), link(annotations.get("runbook_url"))
+        ),
+    )
     return [
         AlertGroup(
             source=Source.ALERTMANAGER,

@@ -13,14 +13,14 @@ place. Tests check that both paths agree on any input the fast one accepts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from slack_tools.alerts.models import Links, Status
+from slack_tools.alerts.models import Alert, Links, Status, label_fingerprint
 from slack_tools.alerts.sources.common import moment
 from slack_tools.errors import PayloadError
 
@@ -159,4 +159,29 @@ def links(generator: str | None, runbook: str | None) -> Links:
         if len(_links) >= _LINKS_MAX:
             _links.clear()
         found = _links[key] = Links(generator=generator, runbook=runbook)
+    return found
+
+
+def webhook_alerts(
+    doc: Mapping[str, Any],
+    make_links: Callable[[Mapping[str, Any], Mapping[str, str]], Links],
+    value: Callable[[Mapping[str, Any]], str | None] = lambda _item: None,
+) -> list[Alert]:
+    """The ``alerts`` of an Alertmanager or Grafana webhook (same fields, their own links)."""
+    found = []
+    for item in alerts(doc):
+        labels = strings(item, "labels", required=True)
+        annotations = strings(item, "annotations")
+        found.append(
+            Alert(
+                fingerprint=text(item, "fingerprint") or label_fingerprint(labels),
+                status=status(item),
+                labels=labels,
+                annotations=annotations,
+                starts_at=when(item, "startsAt"),
+                ends_at=when(item, "endsAt"),
+                links=make_links(item, annotations),
+                value=value(item),
+            )
+        )
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -69,7 +70,7 @@ def parse(body: bytes) -> list[AlertGroup]:
 _EXACT_FLOAT_BELOW = 2.0**63
 
 
-def _fast_value(item: dict[str, Any]) -> str | None:
+def _fast_value(item: Mapping[str, Any]) -> str | None:
     values = item.get("values")
     if values is not None and type(values) is not dict:
         raise fast.Unsure
@@ -105,28 +106,17 @@ def parse_fast(body: bytes) -> list[AlertGroup]:
     labels_in_common = fast.strings(doc, "commonLabels")
     annotations_in_common = fast.strings(doc, "commonAnnotations")
     external_url = fast.text(doc, "externalURL")
-    alerts = []
-    for item in fast.alerts(doc):
-        labels = fast.strings(item, "labels", required=True)
-        annotations = fast.strings(item, "annotations")
-        alerts.append(
-            Alert(
-                fingerprint=fast.text(item, "fingerprint") or label_fingerprint(labels),
-                status=fast.status(item),
-                labels=labels,
-                annotations=annotations,
-                starts_at=fast.when(item, "startsAt"),
-                ends_at=fast.when(item, "endsAt"),
-                links=Links(
-                    generator=link(fast.text(item, "generatorURL")),
-                    runbook=link(annotations.get("runbook_url")),
-                    silence=link(fast.text(item, "silenceURL")),
-                    dashboard=link(fast.text(item, "dashboardURL")),
-                    panel=link(fast.text(item, "panelURL")),
-                ),
-                value=_fast_value(item),
-            )
-        )
+    alerts = fast.webhook_alerts(
+        doc,
+        lambda item, annotations: Links(
+            generator=link(fast.text(item, "generatorURL")),
+            runbook=link(annotations.get("runbook_url")),
+            silence=link(fast.text(item, "silenceURL")),
+            dashboard=link(fast.text(item, "dashboardURL")),
+            panel=link(fast.text(item, "panelURL")),
+        ),
+        _fast_value,
+    )
     return [
         AlertGroup(
             source=Source.GRAFANA,

@@ -21,6 +21,7 @@ from slack_tools.configs import (
 from slack_tools.configs.tenant_manager import TenantManager, TenantStatus
 from slack_tools.errors import ConflictError, NotFoundError
 from slack_tools.storage import DocumentKey
+from slack_tools.storage.database import write_transaction
 from slack_tools.storage.tables import (
     alert_groups,
     api_keys,
@@ -28,8 +29,10 @@ from slack_tools.storage.tables import (
     config_versions,
     deliveries,
     tenants,
+    usage_daily,
 )
 from slack_tools.storage.tenants import TenantStore
+from slack_tools.storage.usage import note_usage, usage_noted
 from tests.helpers import assert_no_secret
 
 MakeRuntime = Callable[..., ConfigRuntime]
@@ -286,6 +289,7 @@ def _rows(runtime: ConfigRuntime, tenant_id: str) -> dict[str, int]:
         ),
         "alert_groups": sa.select(sa.func.count()).where(alert_groups.c.tenant_id == tenant_id),
         "deliveries": sa.select(sa.func.count()).where(deliveries.c.tenant_id == tenant_id),
+        "usage_days": sa.select(sa.func.count()).where(usage_daily.c.tenant_id == tenant_id),
     }
     with runtime.database.engine.connect() as connection:
         return {
@@ -303,6 +307,8 @@ def test_delete_removes_everything_of_the_tenant_and_nothing_of_another(
         manager.create_key("second")
         ConfigManager(runtime).update_user_config(tenant_id, "alice", {"locale": "it_IT"})
         _store_alert_rows(runtime, tenant_id)
+        with write_transaction(runtime.database.engine) as connection, usage_noted(connection):
+            note_usage(connection, tenant_id, NOW, alerts_received=3)
     globex_before = _rows(runtime, "globex")
     assert all(globex_before.values())
 
@@ -314,8 +320,11 @@ def test_delete_removes_everything_of_the_tenant_and_nothing_of_another(
         "config_versions": 3,
         "config_documents": 2,
         "api_keys": 2,
+        "usage_days": 1,
     }
-    assert set(_rows(runtime, "acme").values()) == {0}
+    left = _rows(runtime, "acme")
+    assert left.pop("config_documents") == 2  # tombstones: no content, no versions
+    assert set(left.values()) == {0}
     assert _rows(runtime, "globex") == globex_before
     with pytest.raises(NotFoundError):
         TenantManager("acme", runtime).get_config()
@@ -324,4 +333,33 @@ def test_delete_removes_everything_of_the_tenant_and_nothing_of_another(
     # The id is free again, with none of the old configuration.
     recreated = create(runtime, "acme")
     assert recreated.get_config().locale != "de_DE"
-    assert [v.version for v in recreated.history()] == [1]
+    assert len(recreated.history()) == 1
+
+
+def test_another_instance_sees_a_deletion_and_a_tenant_created_again(
+    make_runtime: MakeRuntime, database_url: str, master_keys: str
+) -> None:
+    """Version numbers are never reused, so a poll cannot mistake the new tenant for the old."""
+    extra = {"SLACK_TOOLS_MASTER_KEYS": master_keys}
+    here = make_runtime(database_url=database_url, extra=extra)
+    other = make_runtime(database_url=database_url, extra=extra)
+    create(here, "kappa", slack_channel="#kappa-old")
+    other.refresh_from_database()
+    assert other.effective("kappa").tenant.slack_channel == "#kappa-old"
+
+    TenantManager("kappa", here).delete()
+    other.refresh_from_database()
+    assert other.effective("kappa").tenant.slack_channel != "#kappa-old"
+
+    create(here, "kappa", slack_channel="#kappa-new")
+    other.refresh_from_database()
+    assert other.effective("kappa").tenant.slack_channel == "#kappa-new"
+
+
+def test_of_two_creations_of_one_id_the_second_writes_nothing(runtime: ConfigRuntime) -> None:
+    create(runtime, "acme", locale="de_DE")
+    with pytest.raises(ConflictError):
+        create(runtime, "acme", locale="it_IT")
+    manager = TenantManager("acme", runtime)
+    assert manager.get_config().locale == "de_DE"
+    assert len(manager.history()) == 1

@@ -28,7 +28,6 @@ from slack_tools.configs.manager import ConfigManager, default_author
 from slack_tools.configs.runtime import ConfigRuntime
 from slack_tools.configs.schema import TenantConfig
 from slack_tools.configs.security import new_api_key
-from slack_tools.errors import ConflictError
 from slack_tools.storage import DocumentKey, DocumentVersion, usage
 from slack_tools.storage.tenants import (
     ApiKeyRecord,
@@ -90,17 +89,20 @@ class TenantManager:
     ) -> tuple[TenantManager, IssuedKey]:
         """Register a tenant with its configuration and a first API key.
 
-        The configuration is validated and stored first, so an invalid one leaves
-        no tenant behind.
+        The registry entry comes first, so of two creations of one id the second is
+        refused before it writes anything; an invalid configuration then removes the
+        entry again, leaving no tenant behind.
         """
         manager = cls(tenant_id, runtime)
-        if manager.exists():
-            raise ConflictError(f"tenant {tenant_id!r} already exists")
-        manager._config.apply(
-            manager._document, dict(config or {}), author=author, comment="tenant created"
-        )
         key, new = _new_key("created with tenant")
         _, record = manager._store.create_with_key(tenant_id, name or tenant_id, new)
+        try:
+            manager._config.apply(
+                manager._document, dict(config or {}), author=author, comment="tenant created"
+            )
+        except BaseException:
+            manager.delete()
+            raise
         return manager, IssuedKey(key, record)
 
     @staticmethod

@@ -246,17 +246,9 @@ class DocumentStore:
         try:
             with write_transaction(self._engine) as connection:
                 if expected_version == 0:
-                    document_id = connection.execute(
-                        config_documents.insert().values(
-                            scope=key.scope.value,
-                            tenant_id=key.tenant_id,
-                            user_id=key.user_id,
-                            current_version=1,
-                            updated_at=now,
-                        )
-                    ).inserted_primary_key[0]  # type: ignore[index]
+                    document_id, new_version = self._create(connection, key, now)
                 else:
-                    document_id = connection.execute(
+                    updated = connection.execute(
                         config_documents.update()
                         .where(
                             self._where_key(key),
@@ -265,8 +257,9 @@ class DocumentStore:
                         .values(current_version=new_version, updated_at=now)
                         .returning(config_documents.c.id)
                     ).scalar()
-                    if document_id is None:
+                    if updated is None:
                         raise conflict
+                    document_id = int(updated)
                 change_id = connection.execute(
                     config_versions.insert().values(
                         document_id=document_id,
@@ -296,6 +289,34 @@ class DocumentStore:
             created_at=now,
             change_id=int(change_id),
         )
+
+    def _create(
+        self, connection: sa.Connection, key: DocumentKey, now: datetime
+    ) -> tuple[int, int]:
+        """A new document, or a deleted one (a tombstone: no versions) written again.
+
+        A tombstone continues its numbering, so an instance that knew the deleted
+        document's version sees the new one as a change.
+        """
+        no_versions = ~sa.exists().where(config_versions.c.document_id == config_documents.c.id)
+        revived = connection.execute(
+            config_documents.update()
+            .where(self._where_key(key), no_versions)
+            .values(current_version=config_documents.c.current_version + 1, updated_at=now)
+            .returning(config_documents.c.id, config_documents.c.current_version)
+        ).first()
+        if revived is not None:
+            return int(revived.id), int(revived.current_version)
+        created = connection.execute(
+            config_documents.insert().values(
+                scope=key.scope.value,
+                tenant_id=key.tenant_id,
+                user_id=key.user_id,
+                current_version=1,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        return int(created), 1
 
     def all_versions(self) -> list[DocumentVersion]:
         """Every version of every document (for key rotation)."""

@@ -25,6 +25,7 @@ from slack_tools.storage.tables import (
     config_versions,
     deliveries,
     tenants,
+    usage_daily,
 )
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
@@ -192,9 +193,10 @@ class TenantStore:
     def delete(self, tenant_id: str) -> dict[str, int]:
         """Remove the tenant and everything stored for it, in one transaction.
 
-        Its keys, its configuration documents and their versions, its users'
-        documents, its alert groups and its deliveries (pending ones included: a
-        deleted tenant has nowhere to post). Returns the rows removed per kind.
+        Its keys, every version of its configuration and of its users' (the
+        documents stay as empty tombstones, holding no content), its alert groups,
+        its deliveries (pending ones included: a deleted tenant has nowhere to
+        post) and its usage. Returns the rows removed (tombstoned) per kind.
         """
         owned_documents = sa.select(config_documents.c.id).where(
             config_documents.c.tenant_id == tenant_id
@@ -213,11 +215,22 @@ class TenantStore:
                         config_versions.c.document_id.in_(owned_documents)
                     )
                 ).rowcount,
+                # Kept as tombstones with a new version number: other instances notice
+                # the change, and a tenant created again under this id never reuses a
+                # version number they already know.
                 "config_documents": connection.execute(
-                    config_documents.delete().where(config_documents.c.tenant_id == tenant_id)
+                    config_documents.update()
+                    .where(config_documents.c.tenant_id == tenant_id)
+                    .values(
+                        current_version=config_documents.c.current_version + 1,
+                        updated_at=datetime.now(UTC),
+                    )
                 ).rowcount,
                 "api_keys": connection.execute(
                     api_keys.delete().where(api_keys.c.tenant_id == tenant_id)
+                ).rowcount,
+                "usage_days": connection.execute(
+                    usage_daily.delete().where(usage_daily.c.tenant_id == tenant_id)
                 ).rowcount,
             }
             if not connection.execute(tenants.delete().where(tenants.c.id == tenant_id)).rowcount:

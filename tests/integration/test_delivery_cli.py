@@ -220,3 +220,12 @@ def test_replay_without_a_choice_is_a_usage_error(capsys: pytest.CaptureFixture[
 
     assert code == 2
     assert "--all" in err
+
+
+@pytest.mark.parametrize("command", [["list"], ["replay"]])
+def test_an_empty_tenant_is_a_usage_error_not_every_tenant(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code, _, err = cli(capsys, "deadletters", *command, "--tenant", "")
+    assert code == 2
+    assert "give a tenant id" in err

@@ -1263,3 +1263,14 @@ async def test_accepted_answer_is_compact_json(harness: Harness, endpoint: Endpo
         response.content
         == json.dumps(response.json(), ensure_ascii=False, separators=(",", ":")).encode()
     )
+
+
+async def test_an_empty_tenant_is_refused_by_the_dead_letter_routes(harness: Harness) -> None:
+    """An empty tenant is a bad request, never read as every tenant."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    listed = await harness.client.get("/admin/deadletters?tenant=", headers=admin)
+    assert_problem(listed, 422)
+    replayed = await harness.client.post(
+        "/admin/deadletters/replay", json={"tenant": ""}, headers=admin
+    )
+    assert_problem(replayed, 422)

@@ -34,9 +34,11 @@ def deadletters_list(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
 ) -> None:
     """Dead letters, newest first, with the reason Slack gave."""
+    if tenant == "":
+        raise typer.BadParameter("--tenant: give a tenant id (leave it out for every tenant)")
     runtime = open_runtime()
     with runtime.database.engine.connect() as connection:
-        letters = outbox.dead_letters(connection, tenant or ALL_TENANTS)
+        letters = outbox.dead_letters(connection, ALL_TENANTS if tenant is None else tenant)
     table = Table()
     for column in ("id", "tenant", "channel", "reason", "attempts", "when (UTC)", "group"):
         table.add_column(column)
@@ -64,10 +66,15 @@ def deadletters_replay(
     """Queue dead letters again; a running service picks them up at its next poll."""
     if not ids and tenant is None and not replay_all:
         raise typer.BadParameter("give dead letter ids, --tenant T, or --all")
+    if tenant == "":
+        raise typer.BadParameter("--tenant: give a tenant id")
     runtime = open_runtime()
     with runtime.database.transaction() as connection:
         count = outbox.replay(
-            connection, tenant or ALL_TENANTS, now=datetime.now(UTC), ids=ids or None
+            connection,
+            ALL_TENANTS if tenant is None else tenant,
+            now=datetime.now(UTC),
+            ids=ids or None,
         )
     out.print(f"{count} dead letter(s) queued again")
 

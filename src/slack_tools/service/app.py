@@ -10,11 +10,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -46,7 +46,7 @@ FLOOD_STATUS = {Source.ALERTMANAGER: 503, Source.GRAFANA: 503, Source.GENERIC: 4
 
 class Replay(BaseModel):
     ids: list[int] | None = Field(None, description="Dead letters to replay (default: all).")
-    tenant: str | None = Field(None, description="Only this tenant's dead letters.")
+    tenant: str | None = Field(None, min_length=1, description="Only this tenant's dead letters.")
 
 
 def _status_body(service: Service) -> dict[str, Any]:
@@ -278,12 +278,14 @@ async def config_reload(service: ServiceDep) -> JSONResponse:
 
 
 @admin.get("/deadletters")
-async def dead_letters(service: ServiceDep, tenant: str | None = None) -> dict[str, Any]:
+async def dead_letters(
+    service: ServiceDep, tenant: Annotated[str | None, Query(min_length=1)] = None
+) -> dict[str, Any]:
     """Deliveries given up on, newest first, with the reason."""
 
     def read() -> list[outbox.DeadLetter]:
         with service.database.engine.connect() as connection:
-            return outbox.dead_letters(connection, tenant or ALL_TENANTS)
+            return outbox.dead_letters(connection, ALL_TENANTS if tenant is None else tenant)
 
     letters = await asyncio.to_thread(read)
     return {
@@ -309,7 +311,10 @@ async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
     def write() -> int:
         with service.database.transaction() as connection:
             return outbox.replay(
-                connection, body.tenant or ALL_TENANTS, now=datetime.now(UTC), ids=body.ids
+                connection,
+                ALL_TENANTS if body.tenant is None else body.tenant,
+                now=datetime.now(UTC),
+                ids=body.ids,
             )
 
     count = await asyncio.to_thread(write)

@@ -245,16 +245,16 @@ def test_quotas_merge_key_by_key(manager: ConfigManager) -> None:
         "alerts_per_minute": 10,
     }
 
-    manager.update_tenant_config("acme", {"quotas": {"webhooks_per_minute": 5}})
+    manager.update_tenant_config("acme", {"quotas": {"messages_per_day": 5}})
 
     assert dict(manager.get_tenant_config("acme").quotas) == {
         **DEFAULT_QUOTAS,
         "alerts_per_minute": 10,
-        "webhooks_per_minute": 5,
+        "messages_per_day": 5,
     }
     assert stored(manager, ACME).content["quotas"] == {
         "alerts_per_minute": 10,
-        "webhooks_per_minute": 5,
+        "messages_per_day": 5,
     }
 
 

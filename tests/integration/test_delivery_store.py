@@ -1013,3 +1013,16 @@ def test_hold_unsent_holds_new_messages_but_never_the_update_of_a_sent_one(
     assert held == [0, 1]
     assert [c.group_hash for c in take(engine, now=at(3))] == ["sent"]
     assert must(row(engine, group="new"))["held_at"] == at(2)
+
+
+def test_a_delivery_being_posted_is_not_held_so_its_resolve_goes_at_once(engine: Engine) -> None:
+    """Over quota while the first post is in flight: the resolve that follows is an update."""
+    write(engine, now=at(0))
+    [posting] = take(engine, now=at(1))
+    write(engine, status="resolved", now=at(2))
+    with write_transaction(engine) as connection:
+        assert hold_unsent(connection, TENANT, "g1", until=at(3600), now=at(2)) == 0
+    record(engine, [sent(posting)], at(3))
+    [resolve] = take(engine, now=at(3))
+    assert resolve.message_ts is not None
+    assert resolve.held_at is None

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from slack_tools.configs import ConfigValidationError
-from slack_tools.configs.quotas import Quota
+from slack_tools.configs.quotas import resource_quotas
 from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
 from slack_tools.configs.validator import Level
 from slack_tools.errors import ConflictError, NotFoundError
@@ -33,7 +33,7 @@ from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, TenantStatus
 from slack_tools.storage.usage import totals
 
 # Calls about one tenant count against its quota; listing and creating are the platform's.
-ADMIN_CALLS = "admin_calls_per_minute"
+ADMIN_CALLS = "admin_calls"
 router = APIRouter(prefix="/api/v1/tenants", dependencies=[Depends(require_admin)])
 T = TypeVar("T")
 
@@ -85,21 +85,20 @@ async def _counted(service: Service, tenant_id: str) -> TenantManager:
     effective = runtime.peek_effective(tenant_id)
     if effective is None:
         effective = await _call(runtime.effective, tenant_id)
-    limit = effective.tenant.quotas.get(ADMIN_CALLS)
-    if limit is None:
-        return manager
-    use = await service.quotas.take(tenant_id, Quota.named(ADMIN_CALLS, limit))
-    if not use.allowed:
-        service.metrics.quota_exceeded.labels(tenant=tenant_id, quota=ADMIN_CALLS).inc()
+    for quota in resource_quotas(effective.tenant.quotas, ADMIN_CALLS):
+        use = await service.quotas.take(tenant_id, quota)
+        if use.allowed:
+            continue
+        service.metrics.quota_exceeded.labels(tenant=tenant_id, quota=quota.name).inc()
         retry = max(1, math.ceil(use.retry_after))
         raise Refused(
             problems.problem(
                 429,
                 "Too Many Requests",
-                f"Tenant {tenant_id!r} made its {limit} admin calls of this minute; "
-                f"retry in {retry} s.",
+                f"Tenant {tenant_id!r} made its {quota.limit} admin calls allowed by "
+                f"{quota.name}; retry in {retry} s.",
                 headers={"Retry-After": str(retry)},
-                quota=ADMIN_CALLS,
+                quota=quota.name,
             )
         )
     return manager

@@ -1197,7 +1197,9 @@ def test_content_hash_is_stable_for_the_same_input(tmp_path: Path, environ: dict
         pytest.param("server:\n  port: 9002\n", {}, id="file-value"),
         pytest.param("", {"SLACK_TOOLS__SERVER__PORT": "9002"}, id="variable"),
         pytest.param("localization:\n  supported_locales: [en_US]\n", {}, id="list"),
-        pytest.param("tenants:\n  defaults:\n    quotas:\n      x: 1\n", {}, id="quota"),
+        pytest.param(
+            "tenants:\n  defaults:\n    quotas:\n      messages_per_day: 1\n", {}, id="quota"
+        ),
     ],
 )
 def test_content_hash_changes_when_a_value_changes(

@@ -213,9 +213,12 @@ def test_inherited_quota_above_the_new_plan_says_where_it_comes_from() -> None:
     )
 
 
+QUOTA_NAMES = ("alerts_per_minute", "messages_per_hour", "admin_calls_per_minute", "alerts_per_day")
+
+
 @given(
-    quotas=st.dictionaries(st.sampled_from("abcd"), st.integers(1, 200), min_size=1),
-    maximums=st.dictionaries(st.sampled_from("abcd"), st.integers(1, 200)),
+    quotas=st.dictionaries(st.sampled_from(QUOTA_NAMES), st.integers(1, 200), min_size=1),
+    maximums=st.dictionaries(st.sampled_from(QUOTA_NAMES), st.integers(1, 200)),
 )
 def test_exactly_the_quotas_above_their_maximum_are_reported(
     quotas: dict[str, int], maximums: dict[str, int]

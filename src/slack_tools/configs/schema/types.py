@@ -173,6 +173,20 @@ def _check_usage_metrics(prices: Mapping[str, Decimal]) -> Mapping[str, Decimal]
     return prices
 
 
+QUOTA_NAME = re.compile(r"(alerts|messages|admin_calls)_per_(second|minute|hour|day)")
+
+
+def _check_quota_names(limits: Mapping[str, int]) -> Mapping[str, int]:
+    # A quota the service does not count would look enforced and be ignored.
+    unknown = sorted(name for name in limits if not QUOTA_NAME.fullmatch(name))
+    if unknown:
+        raise ValueError(
+            f"unknown quotas {unknown}: name them alerts, messages or admin_calls, then "
+            "_per_ second, minute, hour or day (alerts_per_minute, messages_per_hour…)"
+        )
+    return limits
+
+
 def _check_pattern(value: str) -> str:
     try:
         re.compile(value)
@@ -198,6 +212,7 @@ UnitPrices = Annotated[
 ]
 QuotaLimits = Annotated[
     Mapping[str, PositiveInt],
+    AfterValidator(_check_quota_names),
     AfterValidator(_freeze_mapping),
     PlainSerializer(dict, return_type=dict),
 ]

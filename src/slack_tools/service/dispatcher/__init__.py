@@ -49,7 +49,7 @@ from slack_tools.service.dispatcher.planning import (
     pacing_requests,
     plan_delivery,
 )
-from slack_tools.service.dispatcher.quotas import messages_over_quota
+from slack_tools.service.dispatcher.quotas import count_message, full_message_quotas
 from slack_tools.slack.client import Outcome, Posted, SlackCallError, SlackClient, workspace_of
 from slack_tools.slack.ratelimit import (
     RateLimiter,
@@ -354,7 +354,7 @@ class Dispatcher:
             self._not_before[(work.tenant_id, work.channel)] = time.monotonic() + wait
             await self._later(claimed, wait)
             return
-        over = await messages_over_quota(self.quotas, work.tenant_id, tenant.quotas, plan)
+        over = await full_message_quotas(self.quotas, work.tenant_id, tenant.quotas, plan)
         if over:
             breaker.record_ignored()
             await self._hold(plan.rows, over, work.tenant_id)
@@ -418,6 +418,7 @@ class Dispatcher:
                 await self._failed(plan, second, workspace, work, budgets, breaker)
                 return
         breaker.record_success()
+        await count_message(self.quotas, work.tenant_id, tenant.quotas, plan)
         if plan.action is not Action.UPDATE:
             await self._posted(workspace, work, budgets, len(plan.rows))
         await self._record(plan, posted, work.tenant_id, tenant)

@@ -15,15 +15,32 @@ from slack_tools.configs.quotas import MESSAGES, QuotaCounter, QuotaUse, resourc
 from slack_tools.service.dispatcher.planning import Action, Plan
 
 
-async def messages_over_quota(
+def _starts_a_message(plan: Plan) -> bool:
+    return plan.action not in (Action.UPDATE, Action.REPLY)
+
+
+async def full_message_quotas(
     counter: QuotaCounter, tenant_id: str, limits: Mapping[str, int], plan: Plan
 ) -> list[QuotaUse]:
-    """Count the plan's message against each message quota; the uses it does not fit."""
-    if plan.action in (Action.UPDATE, Action.REPLY):
+    """The message quotas with no room left for the plan's message.
+
+    Only looked at here: the message is counted once Slack has it (:func:`count_message`),
+    so a send that fails or is told to wait spends nothing.
+    """
+    if not _starts_a_message(plan):
         return []
-    over = []
+    full = []
     for quota in resource_quotas(limits, MESSAGES):
-        use = await counter.take(tenant_id, quota)
-        if not use.allowed:
-            over.append(use)
-    return over
+        use = await counter.peek(tenant_id, quota)
+        if use.used >= quota.limit:
+            full.append(use)
+    return full
+
+
+async def count_message(
+    counter: QuotaCounter, tenant_id: str, limits: Mapping[str, int], plan: Plan
+) -> None:
+    """Count a message Slack accepted against the tenant's message quotas."""
+    if _starts_a_message(plan):
+        for quota in resource_quotas(limits, MESSAGES):
+            await counter.take(tenant_id, quota)

@@ -153,8 +153,8 @@ def hold_unsent(
 ) -> int:
     """Hold a group's deliveries that have no message for its current episode until ``until``.
 
-    An update of a message already sent is never held (a resolve always goes
-    through). Returns how many were not held already.
+    An update of a message already sent, or being sent, is never held (a resolve
+    always goes through). Returns how many were not held already.
     """
     episode = (
         sa.select(alert_groups.c.episode)
@@ -166,6 +166,8 @@ def hold_unsent(
         deliveries.c.group_hash == group_hash,
         deliveries.c.state == DeliveryState.PENDING.value,
         sa.or_(deliveries.c.message_ts.is_(None), deliveries.c.message_episode != episode),
+        # One being sent now gets its message: the change that follows is an update.
+        deliveries.c.lease_owner.is_(None),
     )
     newly = connection.execute(
         sa.select(sa.func.count()).where(unsent, deliveries.c.held_at.is_(None))

@@ -391,3 +391,18 @@ def test_tenant_create_needs_a_channel_and_leaves_nothing_when_invalid(
     assert "stk_" in out
     code, out, _ = cli(capsys, "tenant", "list")
     assert "acme" in out
+
+
+def test_a_document_for_an_unregistered_tenant_is_kept_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = cli(capsys, "config", "set", "--tenant", "ghost", "locale", "de_DE")
+    assert code == 0
+    assert "tenant ghost is not registered" in err
+    assert "slack-tools tenant create ghost" in err
+    cli(capsys, "tenant", "create", "ghost", "--channel", "#ghost", "--skip-slack-check")
+    code, out, err = cli(capsys, "config", "set", "--tenant", "ghost", "timezone", "UTC")
+    assert code == 0
+    assert "not registered" not in err
+    _, out, _ = cli(capsys, "tenant", "show", "ghost")
+    assert "locale: de_DE" in out

@@ -27,7 +27,7 @@ from slack_tools.cli.common import (
     value_context,
     yaml_dump,
 )
-from slack_tools.configs import ConfigValidationError
+from slack_tools.configs import ConfigManager, ConfigValidationError
 from slack_tools.configs.config_loader import (
     load_sources,
     read_environment,
@@ -37,6 +37,7 @@ from slack_tools.configs.config_loader import (
 from slack_tools.configs.reference import render_reference
 from slack_tools.configs.validator import Level
 from slack_tools.errors import SlackToolsError
+from slack_tools.storage.tenants import TenantStore
 
 config_app = typer.Typer(
     help="Validate, show, explain, change, version and encrypt configuration.", no_args_is_help=True
@@ -126,6 +127,7 @@ def config_set(
         expected_version=expect_version,
     )
     print_write(result.version, document.label, before.version if before else None)
+    warn_if_unregistered(manager, tenant)
 
 
 @config_app.command("apply")
@@ -153,6 +155,17 @@ def config_apply(
         positions=layer.positions,
     )
     print_write(result.version, document.label, before.version if before else None)
+    warn_if_unregistered(manager, tenant)
+
+
+def warn_if_unregistered(manager: ConfigManager, tenant: str | None) -> None:
+    """A tenant's document can be written ahead of the tenant; say that it needs creating."""
+    if tenant is not None and TenantStore(manager.runtime.database.engine).get(tenant) is None:
+        err.print(
+            f"note: tenant {tenant} is not registered, so nothing is accepted for it yet: "
+            f"slack-tools tenant create {tenant} (it keeps this configuration)",
+            markup=False,
+        )
 
 
 @config_app.command("history")

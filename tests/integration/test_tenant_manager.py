@@ -321,6 +321,7 @@ def test_delete_removes_everything_of_the_tenant_and_nothing_of_another(
         "config_documents": 2,
         "api_keys": 2,
         "usage_days": 1,
+        "data_keys": 0,
     }
     left = _rows(runtime, "acme")
     assert left.pop("config_documents") == 2  # tombstones: no content, no versions

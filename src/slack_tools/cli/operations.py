@@ -12,9 +12,10 @@ import typer
 from slack_tools.cli.common import err, open_runtime, out
 from slack_tools.configs import security
 from slack_tools.configs.config_loader import load_sources, read_environment, resolve
-from slack_tools.configs.rotation import rotate_documents, rotate_file
+from slack_tools.configs.rotation import rotate_data_keys, rotate_documents, rotate_file
 from slack_tools.configs.runtime import database_status, migrate_database
 from slack_tools.errors import SecretError
+from slack_tools.storage.tenants import TenantStore
 
 keys_app = typer.Typer(help="Master keys: generate and rotate.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
@@ -53,6 +54,10 @@ def keys_rotate(
     out.print(
         f"database: {values} value(s) in {versions} version(s) re-encrypted "
         f"with key {cipher.active_key_id}"
+    )
+    rewrapped = rotate_data_keys(TenantStore(runtime.database.engine), cipher)
+    out.print(
+        f"database: {rewrapped} tenant data key(s) re-wrapped with key {cipher.active_key_id}"
     )
 
 

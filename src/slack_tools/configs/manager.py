@@ -35,6 +35,7 @@ from slack_tools.configs.schema import (
     TenantConfig,
     UserConfig,
 )
+from slack_tools.configs.security import TenantCipher, ValueCipher
 from slack_tools.configs.trees import get_at, leaves, nest
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, Stage, errors_in
 from slack_tools.errors import ConfigError, ConflictError, NotFoundError
@@ -225,8 +226,11 @@ class ConfigManager:
                 f"version {expected_version}: read it again and re-apply your change"
             )
         if current is not None:
-            cipher = self.runtime.snapshot.loaded.cipher
+            cipher = self._cipher(key, content)
             content = documents.keep_stored_secrets(key, content, current.content, cipher)
+            if isinstance(cipher, TenantCipher):
+                # Secrets kept from before partial isolation move under the tenant's key.
+                content, _ = documents.reseal(key, content, cipher)
             if not force and content == dict(current.content):
                 return current
         sealed = self._validate(key, content, positions)
@@ -248,7 +252,7 @@ class ConfigManager:
         """Seal secrets and validate; returns the content to store."""
         snapshot = self.runtime.snapshot
         app = snapshot.loaded.config
-        cipher = snapshot.loaded.cipher
+        cipher = self._cipher(key, content)
         sealed = documents.seal_secrets(
             key, content, cipher, required=app.security.encryption.required
         )
@@ -294,9 +298,18 @@ class ConfigManager:
 
     def _opened(self, version: DocumentVersion) -> dict[str, Any]:
         content, _ = documents.open_secrets(
-            version.key, version.content, self.runtime.snapshot.loaded.cipher
+            version.key, version.content, self._cipher(version.key, version.content)
         )
         return content
+
+    def _cipher(self, key: DocumentKey, content: Mapping[str, Any]) -> ValueCipher | None:
+        """The cipher of a document's secrets (``content``: the document as it will stand)."""
+        if key.scope is Scope.GLOBAL:
+            return self.runtime.snapshot.loaded.cipher
+        if key.scope is Scope.TENANT:
+            return self.runtime.cipher_for(key.tenant_id, content)
+        tenant = self.runtime.store.current(DocumentKey.for_scope(key.tenant_id))
+        return self.runtime.cipher_for(key.tenant_id, tenant.content if tenant else None)
 
     def diff(self, key: DocumentKey, old: int, new: int) -> list[documents.Change]:
         """What changed from version ``old`` to version ``new`` (secrets masked)."""

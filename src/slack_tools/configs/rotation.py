@@ -22,6 +22,7 @@ from slack_tools.configs.provenance import dotted
 from slack_tools.configs.validator import ConfigValidationError
 from slack_tools.errors import ConfigError
 from slack_tools.storage import DocumentStore
+from slack_tools.storage.tenants import TenantStore
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,17 @@ def rotate_documents(store: DocumentStore, cipher: security.ValueCipher) -> tupl
             versions += 1
             values += changed
     return versions, values
+
+
+def rotate_data_keys(store: TenantStore, cipher: security.ValueCipher) -> int:
+    """Re-wrap every tenant data key with the active master key; returns how many changed.
+
+    The tenants' values stay as they are: only the wrapping of their key changes.
+    """
+    changed = 0
+    for tenant_id, wrapped in store.data_keys().items():
+        rewrapped = security.rewrap_data_key(cipher, tenant_id, wrapped)
+        if rewrapped != wrapped:
+            store.rewrap_data_key(tenant_id, rewrapped)
+            changed += 1
+    return changed

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import structlog
 
-from slack_tools.configs import documents
+from slack_tools.configs import documents, security
 from slack_tools.configs.config_loader import (
     Layer,
     LoadedConfig,
@@ -30,10 +30,10 @@ from slack_tools.configs.config_loader import (
     read_environment,
     resolve,
 )
-from slack_tools.configs.schema import AppConfig, TenantConfig, UserConfig
+from slack_tools.configs.schema import AppConfig, IsolationMode, TenantConfig, UserConfig
 from slack_tools.configs.trees import leaves
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, errors_in
-from slack_tools.errors import SlackToolsError
+from slack_tools.errors import SecretError, SlackToolsError
 from slack_tools.storage import (
     Database,
     DocumentKey,
@@ -47,6 +47,7 @@ from slack_tools.storage import (
     upgrade,
 )
 from slack_tools.storage.database import current_revision
+from slack_tools.storage.tenants import TenantStore
 
 log = structlog.get_logger(__name__)
 
@@ -191,6 +192,8 @@ class ConfigRuntime:
         self._effective: dict[tuple[str, str], EffectiveConfig] = {}
         self._generation = 0
         self._known_versions: dict[DocumentKey, int] = {}
+        # Unwrapped data keys of partially isolated tenants, with the master they came from.
+        self._tenant_ciphers: dict[str, tuple[security.ValueCipher, security.TenantCipher]] = {}
         self._last_poll: datetime | None = None
         self.status = ReloadStatus("never", "", None, "")
         self.reload_counts: Counter[tuple[str, Outcome]] = Counter()
@@ -429,6 +432,38 @@ class ConfigRuntime:
                 if key.tenant_id != tenant_id
             }
             self._invalidate(DocumentKey.for_scope(tenant_id))
+            self._tenant_ciphers.pop(tenant_id, None)
+
+    # --- ciphers -------------------------------------------------------------------------
+
+    def cipher_for(
+        self, tenant_id: str, tenant_document: Mapping[str, Any] | None
+    ) -> security.ValueCipher | None:
+        """The cipher of a tenant's (and its users') secrets, given its stored document.
+
+        The master key's, or under partial isolation the tenant's own data key (made
+        on first use, stored wrapped by the master key).
+        """
+        master = self.snapshot.loaded.cipher
+        isolation = (tenant_document or {}).get("isolation", self.config.tenants.defaults.isolation)
+        if str(isolation) != IsolationMode.PARTIAL.value:
+            return master
+        if master is None:
+            raise SecretError(
+                f"tenant {tenant_id}: partial isolation encrypts with a data key wrapped by "
+                "the master key, and none is configured (SLACK_TOOLS_MASTER_KEYS)"
+            )
+        cached = self._tenant_ciphers.get(tenant_id)
+        if cached is not None and cached[0] is master:
+            return cached[1]
+        store = TenantStore(self.database.engine)
+        wrapped = store.data_key(tenant_id)
+        if wrapped is None:
+            _, made = security.new_data_key(master, tenant_id)
+            wrapped = store.keep_data_key(tenant_id, made)
+        cipher = security.TenantCipher(master, security.unwrap_data_key(master, tenant_id, wrapped))
+        self._tenant_ciphers[tenant_id] = (master, cipher)
+        return cipher
 
     # --- effective views -----------------------------------------------------------------
 
@@ -468,9 +503,9 @@ class ConfigRuntime:
     def _compute(self, tenant_id: str, user_id: str | None) -> EffectiveConfig:
         snapshot = self.snapshot
         app = snapshot.loaded.config
-        cipher = snapshot.loaded.cipher
         tenant_key = DocumentKey.for_scope(tenant_id)
         tenant_doc = self.store.current(tenant_key)
+        cipher = self.cipher_for(tenant_id, tenant_doc.content if tenant_doc else None)
         # A tenant that never changed anything has the defaults (version 0).
         tenant = self._validated(
             Scope.TENANT, tenant_key, documents.tenant_base(app), tenant_doc, cipher

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from slack_tools.errors import SecretError
 
 PREFIX = "enc:v1:"
+TENANT_PREFIX = "enc:t1:"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOKEN = re.compile(r"^enc:v1:([A-Za-z0-9_-]{1,64}):([A-Za-z0-9+/=]+)$")
 _NONCE_BYTES = 12
@@ -40,7 +41,7 @@ KEY_BYTES = 32
 
 
 def is_encrypted(value: object) -> bool:
-    """Whether ``value`` is written in the ``enc:v1:`` form."""
+    """Whether ``value`` is written encrypted (``enc:v1:`` master key, ``enc:t1:`` tenant key)."""
     return isinstance(value, str) and value.startswith("enc:")
 
 
@@ -153,6 +154,10 @@ class ValueCipher:
         self._keys = keys
 
     @property
+    def keys(self) -> KeyProvider:
+        return self._keys
+
+    @property
     def active_key_id(self) -> str:
         return self._keys.key_ids()[0]
 
@@ -165,6 +170,11 @@ class ValueCipher:
         return f"{PREFIX}{key_id}:{base64.b64encode(nonce + sealed).decode('ascii')}"
 
     def key_id_of(self, token: str, context: str) -> str:
+        if token.startswith(TENANT_PREFIX):
+            raise SecretError(
+                f"{context}: encrypted with its tenant's data key (partial isolation), "
+                "not a master key"
+            )
         found = _TOKEN.match(token)
         if found is None:
             raise SecretError(f"{context}: not a valid enc:v1:<key-id>:<base64> value")
@@ -192,10 +202,81 @@ class ValueCipher:
         return plain.decode("utf-8")
 
     def reencrypt(self, token: str, context: str) -> str:
-        """The same value under the active key (unchanged if it already uses it)."""
-        if self.key_id_of(token, context) == self.active_key_id:
+        """The same value under the active key (unchanged if it already uses it).
+
+        A value under a tenant's data key is left as it is: rotating the master key
+        re-wraps that data key instead.
+        """
+        if token.startswith(TENANT_PREFIX) or self.key_id_of(token, context) == self.active_key_id:
             return token
         return self.encrypt(self.decrypt(token, context), context)
+
+
+def _data_key_context(tenant_id: str) -> str:
+    return f"tenant-data-key/{tenant_id}"
+
+
+def new_data_key(master: ValueCipher, tenant_id: str) -> tuple[bytes, str]:
+    """A fresh tenant data key and its wrapped form (encrypted by the master key) to store."""
+    key = os.urandom(KEY_BYTES)
+    wrapped = master.encrypt(base64.b64encode(key).decode("ascii"), _data_key_context(tenant_id))
+    return key, wrapped
+
+
+def unwrap_data_key(master: ValueCipher, tenant_id: str, wrapped: str) -> bytes:
+    """The tenant data key a wrapped form holds (bound to its tenant)."""
+    return base64.b64decode(master.decrypt(wrapped, _data_key_context(tenant_id)))
+
+
+def rewrap_data_key(master: ValueCipher, tenant_id: str, wrapped: str) -> str:
+    """The wrapped form under the master's active key."""
+    return master.reencrypt(wrapped, _data_key_context(tenant_id))
+
+
+class TenantCipher(ValueCipher):
+    """A partially isolated tenant's values, under its own data key.
+
+    Writes ``enc:t1:<base64>`` (AES-256-GCM, the value's key path as associated
+    data, like the master key's values); reads those and the master key's values
+    the tenant had before. The data key is stored only wrapped by the master key:
+    deleting it makes every ``enc:t1:`` value of the tenant unreadable, wherever a
+    copy of it survives (crypto-shredding).
+    """
+
+    def __init__(self, master: ValueCipher, data_key: bytes) -> None:
+        super().__init__(master.keys)
+        self._data_key = data_key
+
+    def encrypt(self, plaintext: str, context: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = AESGCM(self._data_key).encrypt(
+            nonce, plaintext.encode("utf-8"), context.encode("utf-8")
+        )
+        return f"{TENANT_PREFIX}{base64.b64encode(nonce + sealed).decode('ascii')}"
+
+    def decrypt(self, token: str, context: str) -> str:
+        if not token.startswith(TENANT_PREFIX):
+            return super().decrypt(token, context)
+        altered = SecretError(
+            f"{context}: cannot decrypt with the tenant's data key: the value was altered, "
+            "belongs to another key path or tenant, or the tenant's key was destroyed"
+        )
+        try:
+            raw = base64.b64decode(token.removeprefix(TENANT_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise altered from None
+        nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+        try:
+            plain = AESGCM(self._data_key).decrypt(nonce, sealed, context.encode("utf-8"))
+        except (InvalidTag, ValueError):
+            raise altered from None
+        return plain.decode("utf-8")
+
+    def reencrypt(self, token: str, context: str) -> str:
+        """A master-key value moved under the tenant's data key; tenant values stay."""
+        if token.startswith(TENANT_PREFIX):
+            return token
+        return self.encrypt(super().decrypt(token, context), context)
 
 
 # --- API keys -----------------------------------------------------------------------------

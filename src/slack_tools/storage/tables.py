@@ -93,6 +93,16 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
 
+# The data key of each partially isolated tenant, only ever stored wrapped by the master
+# key. Deleting a row destroys every value encrypted with it (crypto-shredding).
+tenant_data_keys = Table(
+    "tenant_data_keys",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("wrapped", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # --- alert groups and their deliveries (the outbox) -------------------------------------
 
 # The current state of each notification group: what the sender last said about it.

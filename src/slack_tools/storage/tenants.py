@@ -6,6 +6,7 @@ prefix is kept in clear, so that a person can tell their keys apart.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from slack_tools.storage.tables import (
     config_documents,
     config_versions,
     deliveries,
+    tenant_data_keys,
     tenants,
     usage_daily,
 )
@@ -232,10 +234,54 @@ class TenantStore:
                 "usage_days": connection.execute(
                     usage_daily.delete().where(usage_daily.c.tenant_id == tenant_id)
                 ).rowcount,
+                "data_keys": connection.execute(
+                    tenant_data_keys.delete().where(tenant_data_keys.c.tenant_id == tenant_id)
+                ).rowcount,
             }
             if not connection.execute(tenants.delete().where(tenants.c.id == tenant_id)).rowcount:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
         return removed
+
+    # --- data keys (partial isolation) ----------------------------------------------------
+
+    def data_key(self, tenant_id: str) -> str | None:
+        """The tenant's wrapped data key, if it has one."""
+        rows = self._read(
+            sa.select(tenant_data_keys.c.wrapped).where(tenant_data_keys.c.tenant_id == tenant_id)
+        )
+        return str(rows[0].wrapped) if rows else None
+
+    def keep_data_key(self, tenant_id: str, wrapped: str) -> str:
+        """Store a wrapped data key unless the tenant has one already; returns the one kept.
+
+        Two instances making a key for the same tenant at once both end up with the
+        first one stored.
+        """
+        with (
+            contextlib.suppress(IntegrityError),
+            write_transaction(self._engine) as connection,
+        ):
+            connection.execute(
+                tenant_data_keys.insert().values(
+                    tenant_id=tenant_id, wrapped=wrapped, created_at=datetime.now(UTC)
+                )
+            )
+        kept = self.data_key(tenant_id)
+        assert kept is not None
+        return kept
+
+    def data_keys(self) -> dict[str, str]:
+        """Every tenant's wrapped data key (for rotating the master key)."""
+        rows = self._read(sa.select(tenant_data_keys.c.tenant_id, tenant_data_keys.c.wrapped))
+        return {row.tenant_id: row.wrapped for row in rows}
+
+    def rewrap_data_key(self, tenant_id: str, wrapped: str) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                tenant_data_keys.update()
+                .where(tenant_data_keys.c.tenant_id == tenant_id)
+                .values(wrapped=wrapped)
+            )
 
     def add_key(self, tenant_id: str, *, digest: str, prefix: str, label: str) -> ApiKeyRecord:
         """Store a new key's digest (the caller shows the key once and forgets it)."""

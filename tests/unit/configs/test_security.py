@@ -14,13 +14,17 @@ from pydantic import SecretStr
 
 from slack_tools.configs.security import (
     KEY_BYTES,
+    TENANT_PREFIX,
+    TenantCipher,
     ValueCipher,
     build_key_provider,
     context_for,
     generate_key,
     is_encrypted,
+    new_data_key,
     parse_keys,
     read_key_file,
+    unwrap_data_key,
 )
 from slack_tools.errors import SecretError
 from tests.helpers import assert_no_secret
@@ -433,3 +437,38 @@ def test_reencrypt_under_the_wrong_context_is_refused() -> None:
     with pytest.raises(SecretError, match="tenant/globex/slack_bot_token") as caught:
         cipher_for(new_entry, old_entry).reencrypt(token, "tenant/globex/slack_bot_token")
     assert_no_secret(str(caught.value), TOKEN)
+
+
+# --- tenant data keys (partial isolation) -------------------------------------------------
+
+
+def _master() -> ValueCipher:
+    return ValueCipher(parse_keys([f"k1:{generate_key()}"], "test"))
+
+
+def test_a_tenant_cipher_reads_its_values_and_the_masters_but_the_master_not_its_own() -> None:
+    master = _master()
+    key, wrapped = new_data_key(master, "acme")
+    tenant = TenantCipher(master, unwrap_data_key(master, "acme", wrapped))
+    assert unwrap_data_key(master, "acme", wrapped) == key
+    context = "tenant/acme/slack_bot_token"
+    mine = tenant.encrypt("xoxb-secret", context)
+    before = master.encrypt("xoxb-older", context)
+
+    assert mine.startswith(TENANT_PREFIX)
+    assert tenant.decrypt(mine, context) == "xoxb-secret"
+    assert tenant.decrypt(before, context) == "xoxb-older"  # written before it was partial
+    assert master.reencrypt(mine, context) == mine  # master rotation leaves it alone
+    assert tenant.reencrypt(mine, context) == mine
+    assert tenant.decrypt(tenant.reencrypt(before, context), context) == "xoxb-older"
+    with pytest.raises(SecretError, match="tenant's data key"):
+        master.decrypt(mine, context)
+    with pytest.raises(SecretError, match="data key"):
+        tenant.decrypt(mine, "tenant/acme/other_key")
+
+
+def test_a_wrapped_data_key_is_bound_to_its_tenant() -> None:
+    master = _master()
+    _, wrapped = new_data_key(master, "acme")
+    with pytest.raises(SecretError):
+        unwrap_data_key(master, "globex", wrapped)

@@ -161,3 +161,18 @@ def test_partial_isolation_without_a_master_key_is_refused(
         ConfigManager(runtime).update_tenant_config(
             "acme", {"slack_channel": "#alerts", "isolation": "partial", "slack_bot_token": TOKEN}
         )
+
+
+def test_another_instance_reads_a_partial_tenant_deleted_and_created_again(
+    make_runtime: MakeRuntime, database_url: str, master_keys: str
+) -> None:
+    """The other instance's unwrapped key of the old tenant is not used for the new one."""
+    extra = {"SLACK_TOOLS_MASTER_KEYS": master_keys}
+    here = make_runtime(database_url=database_url, extra=extra)
+    other = make_runtime(database_url=database_url, extra=extra)
+    create(here, "acme", "partial", TOKEN)
+    assert token_of(other, "acme") == TOKEN
+    TenantManager("acme", here).delete()
+    create(here, "acme", "partial", OTHER_TOKEN)
+    other.refresh_from_database()
+    assert token_of(other, "acme") == OTHER_TOKEN

@@ -193,7 +193,9 @@ class ConfigRuntime:
         self._generation = 0
         self._known_versions: dict[DocumentKey, int] = {}
         # Unwrapped data keys of partially isolated tenants, with the master they came from.
-        self._tenant_ciphers: dict[str, tuple[security.ValueCipher, security.TenantCipher]] = {}
+        self._tenant_ciphers: dict[
+            str, tuple[security.ValueCipher, str, security.TenantCipher]
+        ] = {}
         self._last_poll: datetime | None = None
         self.status = ReloadStatus("never", "", None, "")
         self.reload_counts: Counter[tuple[str, Outcome]] = Counter()
@@ -453,16 +455,18 @@ class ConfigRuntime:
                 f"tenant {tenant_id}: partial isolation encrypts with a data key wrapped by "
                 "the master key, and none is configured (SLACK_TOOLS_MASTER_KEYS)"
             )
-        cached = self._tenant_ciphers.get(tenant_id)
-        if cached is not None and cached[0] is master:
-            return cached[1]
+        # Read each time (views are cached above this): a tenant deleted and created
+        # again by another instance has a new key.
         store = TenantStore(self.database.engine)
         wrapped = store.data_key(tenant_id)
         if wrapped is None:
             _, made = security.new_data_key(master, tenant_id)
             wrapped = store.keep_data_key(tenant_id, made)
+        cached = self._tenant_ciphers.get(tenant_id)
+        if cached is not None and cached[0] is master and cached[1] == wrapped:
+            return cached[2]
         cipher = security.TenantCipher(master, security.unwrap_data_key(master, tenant_id, wrapped))
-        self._tenant_ciphers[tenant_id] = (master, cipher)
+        self._tenant_ciphers[tenant_id] = (master, wrapped, cipher)
         return cipher
 
     # --- effective views -----------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,7 @@ from slack_tools.configs import ConfigManager, ConfigRuntime, ConfigValidationEr
 from slack_tools.configs.rotation import rotate_data_keys, rotate_documents
 from slack_tools.configs.security import TENANT_PREFIX, TenantCipher, generate_key
 from slack_tools.configs.tenant_manager import TenantManager
-from slack_tools.errors import SecretError
+from slack_tools.errors import ConflictError, SecretError
 from slack_tools.storage import DocumentKey
 from slack_tools.storage.tenants import TenantStore
 from tests.helpers import assert_no_secret
@@ -176,3 +178,66 @@ def test_another_instance_reads_a_partial_tenant_deleted_and_created_again(
     create(here, "acme", "partial", OTHER_TOKEN)
     other.refresh_from_database()
     assert token_of(other, "acme") == OTHER_TOKEN
+
+
+def test_a_tenant_partial_by_default_stays_readable_when_the_default_changes(
+    make_runtime: MakeRuntime, database_url: str, master_keys: str, tmp_path: Path
+) -> None:
+    """The mode is written into the document with the first value under the tenant's key."""
+    defaults = tmp_path / "partial.yaml"
+    defaults.write_text("tenants:\n  defaults:\n    isolation: partial\n")
+    extra = {"SLACK_TOOLS_MASTER_KEYS": master_keys}
+    before = make_runtime(database_url=database_url, extra=extra, files=[defaults])
+    TenantManager.create(
+        "acme", config={"slack_channel": "#alerts", "slack_bot_token": TOKEN}, runtime=before
+    )
+    assert stored_token(before, "acme").startswith(TENANT_PREFIX)
+    current = before.store.current(DocumentKey.for_scope("acme"))
+    assert current is not None
+    assert current.content["isolation"] == "partial"
+
+    after = make_runtime(database_url=database_url, extra=extra)  # default back to logical
+    assert token_of(after, "acme") == TOKEN
+    TenantManager("acme", after).update_config({"locale": "de_DE"})
+    assert token_of(after, "acme") == TOKEN
+
+
+def test_reading_a_tenant_makes_no_data_key(
+    make_runtime: MakeRuntime, database_url: str, master_keys: str, tmp_path: Path
+) -> None:
+    defaults = tmp_path / "partial.yaml"
+    defaults.write_text("tenants:\n  defaults:\n    isolation: partial\n")
+    runtime = make_runtime(
+        database_url=database_url, extra={"SLACK_TOOLS_MASTER_KEYS": master_keys}, files=[defaults]
+    )
+    runtime.effective("nobody")
+    assert TenantStore(runtime.database.engine).data_keys() == {}
+
+
+def test_two_writers_reviving_one_deleted_document_do_not_both_succeed(
+    make_runtime: MakeRuntime, database_url: str, master_keys: str
+) -> None:
+    """A deleted document written again by two writers at once: one wins, one conflicts."""
+    extra = {"SLACK_TOOLS_MASTER_KEYS": master_keys}
+    runtime = make_runtime(database_url=database_url, extra=extra)
+    create(runtime, "acme", "logical", TOKEN)
+    TenantManager("acme", runtime).delete()
+    key = DocumentKey.for_scope("acme")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def write(channel: str) -> None:
+        barrier.wait()
+        try:
+            runtime.store.append(key, {"slack_channel": channel}, expected_version=0, author="t")
+            outcomes.append("written")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=write, args=(f"#{n}",)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict", "written"]
+    assert len(runtime.store.history(key)) == 1

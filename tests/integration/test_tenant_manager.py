@@ -364,3 +364,14 @@ def test_of_two_creations_of_one_id_the_second_writes_nothing(runtime: ConfigRun
     manager = TenantManager("acme", runtime)
     assert manager.get_config().locale == "de_DE"
     assert len(manager.history()) == 1
+
+
+def test_a_creation_refused_keeps_what_was_written_for_the_id_beforehand(
+    runtime: ConfigRuntime,
+) -> None:
+    ConfigManager(runtime).update_tenant_config("newco", {"slack_channel": "#ahead"})
+    with pytest.raises(ConfigValidationError):
+        TenantManager.create("newco", config={"locale": "xx_XX"}, runtime=runtime)
+    assert not TenantManager("newco", runtime).exists()
+    assert runtime.effective("newco").tenant.slack_channel == "#ahead"
+    assert len(ConfigManager(runtime).history(DocumentKey.for_scope("newco"))) == 1

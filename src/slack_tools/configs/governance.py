@@ -228,7 +228,7 @@ def token_violations(required: bool, document: Mapping[str, Any]) -> Iterator[Vi
         yield Violation(
             ("slack_bot_token",),
             "would be stored in clear text, and governance.require_encrypted_tokens requires "
-            "it encrypted (enc:v1:…): configure a master key (SLACK_TOOLS_MASTER_KEYS or "
+            "it encrypted (enc:…): configure a master key (SLACK_TOOLS_MASTER_KEYS or "
             "security.encryption.key_file), or remove the token to use the global one",
         )
 

@@ -32,10 +32,11 @@ from slack_tools.configs.schema import (
     TENANT_FIELDS,
     USER_FIELDS,
     AppConfig,
+    IsolationMode,
     TenantConfig,
     UserConfig,
 )
-from slack_tools.configs.security import TenantCipher, ValueCipher
+from slack_tools.configs.security import TENANT_PREFIX, TenantCipher, ValueCipher
 from slack_tools.configs.trees import get_at, leaves, nest
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, Stage, errors_in
 from slack_tools.errors import ConfigError, ConflictError, NotFoundError
@@ -226,7 +227,7 @@ class ConfigManager:
                 f"version {expected_version}: read it again and re-apply your change"
             )
         if current is not None:
-            cipher = self._cipher(key, content)
+            cipher = self._cipher(key, content, for_writing=True)
             content = documents.keep_stored_secrets(key, content, current.content, cipher)
             if isinstance(cipher, TenantCipher):
                 # Secrets kept from before partial isolation move under the tenant's key.
@@ -252,7 +253,9 @@ class ConfigManager:
         """Seal secrets and validate; returns the content to store."""
         snapshot = self.runtime.snapshot
         app = snapshot.loaded.config
-        cipher = self._cipher(key, content)
+        cipher = self._cipher(key, content, for_writing=True)
+        if isinstance(cipher, TenantCipher) and key.scope is Scope.TENANT:
+            content = _pin_partial(content)
         sealed = documents.seal_secrets(
             key, content, cipher, required=app.security.encryption.required
         )
@@ -302,14 +305,18 @@ class ConfigManager:
         )
         return content
 
-    def _cipher(self, key: DocumentKey, content: Mapping[str, Any]) -> ValueCipher | None:
+    def _cipher(
+        self, key: DocumentKey, content: Mapping[str, Any], *, for_writing: bool = False
+    ) -> ValueCipher | None:
         """The cipher of a document's secrets (``content``: the document as it will stand)."""
         if key.scope is Scope.GLOBAL:
             return self.runtime.snapshot.loaded.cipher
         if key.scope is Scope.TENANT:
-            return self.runtime.cipher_for(key.tenant_id, content)
+            return self.runtime.cipher_for(key.tenant_id, content, for_writing=for_writing)
         tenant = self.runtime.store.current(DocumentKey.for_scope(key.tenant_id))
-        return self.runtime.cipher_for(key.tenant_id, tenant.content if tenant else None)
+        return self.runtime.cipher_for(
+            key.tenant_id, tenant.content if tenant else None, for_writing=for_writing
+        )
 
     def diff(self, key: DocumentKey, old: int, new: int) -> list[documents.Change]:
         """What changed from version ``old`` to version ``new`` (secrets masked)."""
@@ -407,6 +414,37 @@ class ConfigManager:
                     _masked(key.scope, path, value),
                 )
             )
+
+
+def _pin_partial(content: dict[str, Any]) -> dict[str, Any]:
+    """A partial tenant's document, its isolation written out.
+
+    Pinned, so that a later change of ``tenants.defaults.isolation`` does not change
+    which key reads its values; leaving partial isolation while values stay under the
+    tenant's key is refused (the master key could not read them).
+    """
+    if "isolation" not in content:
+        return {**content, "isolation": IsolationMode.PARTIAL.value}
+    if content["isolation"] == IsolationMode.PARTIAL.value:
+        return content
+    kept = [path for path, value in leaves(content) if _under_tenant_key(value)]
+    raise ConfigValidationError(
+        [
+            Issue(
+                Level.ERROR,
+                Stage.RULES,
+                ("isolation",),
+                "leaving partial isolation: give "
+                + ", ".join(dotted(path) for path in kept)
+                + " again in the same change (the master key cannot read what the "
+                "tenant's data key encrypted)",
+            )
+        ]
+    )
+
+
+def _under_tenant_key(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(TENANT_PREFIX)
 
 
 def _masked(scope: Scope, path: tuple[str, ...], value: Any) -> Any:

@@ -439,16 +439,27 @@ class ConfigRuntime:
     # --- ciphers -------------------------------------------------------------------------
 
     def cipher_for(
-        self, tenant_id: str, tenant_document: Mapping[str, Any] | None
+        self,
+        tenant_id: str,
+        tenant_document: Mapping[str, Any] | None,
+        *,
+        for_writing: bool = False,
     ) -> security.ValueCipher | None:
         """The cipher of a tenant's (and its users') secrets, given its stored document.
 
-        The master key's, or under partial isolation the tenant's own data key (made
-        on first use, stored wrapped by the master key).
+        The master key's, or under partial isolation the tenant's own data key, made
+        when something is first written with it (stored wrapped by the master key).
+        A document holding values under a data key is read with it whatever the
+        settings say now.
         """
         master = self.snapshot.loaded.cipher
-        isolation = (tenant_document or {}).get("isolation", self.config.tenants.defaults.isolation)
-        if str(isolation) != IsolationMode.PARTIAL.value:
+        document = tenant_document or {}
+        isolation = document.get("isolation", self.config.tenants.defaults.isolation)
+        holds_tenant_values = any(
+            isinstance(value, str) and value.startswith(security.TENANT_PREFIX)
+            for _, value in leaves(document)
+        )
+        if str(isolation) != IsolationMode.PARTIAL.value and not holds_tenant_values:
             return master
         if master is None:
             raise SecretError(
@@ -460,6 +471,8 @@ class ConfigRuntime:
         store = TenantStore(self.database.engine)
         wrapped = store.data_key(tenant_id)
         if wrapped is None:
+            if not for_writing:  # nothing was written with a data key yet
+                return master
             _, made = security.new_data_key(master, tenant_id)
             wrapped = store.keep_data_key(tenant_id, made)
         cached = self._tenant_ciphers.get(tenant_id)

@@ -91,7 +91,8 @@ class TenantManager:
 
         The registry entry comes first, so of two creations of one id the second is
         refused before it writes anything; an invalid configuration then removes the
-        entry again, leaving no tenant behind.
+        entry again, leaving no tenant behind (and any document written for the id
+        beforehand as it was).
         """
         manager = cls(tenant_id, runtime)
         key, new = _new_key("created with tenant")
@@ -101,7 +102,7 @@ class TenantManager:
                 manager._document, dict(config or {}), author=author, comment="tenant created"
             )
         except BaseException:
-            manager.delete()
+            manager._store.unregister(tenant_id)
             raise
         return manager, IssuedKey(key, record)
 

@@ -299,14 +299,27 @@ class DocumentStore:
         document's version sees the new one as a change.
         """
         no_versions = ~sa.exists().where(config_versions.c.document_id == config_documents.c.id)
-        revived = connection.execute(
-            config_documents.update()
-            .where(self._where_key(key), no_versions)
-            .values(current_version=config_documents.c.current_version + 1, updated_at=now)
-            .returning(config_documents.c.id, config_documents.c.current_version)
+        tombstone = connection.execute(
+            sa.select(config_documents.c.id, config_documents.c.current_version).where(
+                self._where_key(key), no_versions
+            )
         ).first()
-        if revived is not None:
-            return int(revived.id), int(revived.current_version)
+        if tombstone is not None:
+            # Guarded by the version read: a concurrent revival changes it, so this one
+            # updates nothing and is a conflict (PostgreSQL re-checks only this row).
+            version = int(tombstone.current_version) + 1
+            revived = connection.execute(
+                config_documents.update()
+                .where(
+                    config_documents.c.id == tombstone.id,
+                    config_documents.c.current_version == tombstone.current_version,
+                )
+                .values(current_version=version, updated_at=now)
+                .returning(config_documents.c.id)
+            ).scalar()
+            if revived is None:
+                raise ConflictError(f"{key.label} was written by someone else at the same time")
+            return int(revived), version
         created = connection.execute(
             config_documents.insert().values(
                 scope=key.scope.value,

@@ -192,6 +192,12 @@ class TenantStore:
         if not done:
             raise NotFoundError(f"no tenant {tenant_id!r}")
 
+    def unregister(self, tenant_id: str) -> None:
+        """Remove only the registry entry and its keys (a creation that did not go through)."""
+        with write_transaction(self._engine) as connection:
+            connection.execute(api_keys.delete().where(api_keys.c.tenant_id == tenant_id))
+            connection.execute(tenants.delete().where(tenants.c.id == tenant_id))
+
     def delete(self, tenant_id: str) -> dict[str, int]:
         """Remove the tenant and everything stored for it, in one transaction.
 

@@ -28,6 +28,7 @@ write is one Redis script and a dict.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -83,17 +84,23 @@ ALERTS = "alerts"
 MESSAGES = "messages"
 
 
-def resource_quotas(limits: Mapping[str, int], resource: str) -> list[Quota]:
+def resource_quotas(limits: Mapping[str, int], resource: str) -> tuple[Quota, ...]:
     """The quotas on ``resource`` among a tenant's ``quotas`` (``alerts_per_minute``…)."""
+    return _resource_quotas(tuple(limits.items()), resource)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resource_quotas(limits: tuple[tuple[str, int], ...], resource: str) -> tuple[Quota, ...]:
+    # Asked on every request and send; the answer depends only on a few settings.
     found = []
-    for name, limit in limits.items():
+    for name, limit in limits:
         if name.partition("_per_")[0] != resource:
             continue
         try:
             found.append(Quota.named(name, limit))
         except ValueError:  # a name without a period the schema let through: nothing to count
             continue
-    return found
+    return tuple(found)
 
 
 def quotas_of(limits: Mapping[str, int]) -> dict[str, Quota]:

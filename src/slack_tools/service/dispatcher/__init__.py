@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -32,7 +32,6 @@ from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.circuit_breaker import (
     BreakerRegistry,
     BreakerState,
-    CircuitBreaker,
     RetryPolicy,
 )
 from slack_tools.configs.localization import Catalogs
@@ -41,11 +40,14 @@ from slack_tools.configs.quotas import MemoryQuotaCounter, QuotaCounter, QuotaUs
 from slack_tools.configs.schema import AppConfig, TenantConfig
 from slack_tools.configs.templates import TemplateEngine
 from slack_tools.errors import SlackToolsError
+from slack_tools.service.dispatcher.breaker_call import BreakerCall
+from slack_tools.service.dispatcher.ledger import Ledger
 from slack_tools.service.dispatcher.pacing import SharedLimiter
 from slack_tools.service.dispatcher.planning import (
     Action,
     Budgets,
     Plan,
+    needs_new_message,
     pacing_requests,
     plan_delivery,
 )
@@ -60,7 +62,6 @@ from slack_tools.slack.ratelimit import (
 from slack_tools.storage import Database
 from slack_tools.storage import delivery as outbox
 from slack_tools.storage.delivery.dispatch import ready_count
-from slack_tools.storage.usage import note_usage, usage_noted
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +99,7 @@ class Dispatcher:
         self.clock = clock
         self.quotas = quotas or MemoryQuotaCounter()
         self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.ledger = Ledger(database, self.owner, clock)
         config = runtime.config
         self.breakers = BreakerRegistry(
             config.resilience.breaker, on_transition=self._breaker_moved
@@ -247,7 +249,7 @@ class Dispatcher:
         try:
             await self._deliver(config, work, claimed, groups)
         except asyncio.CancelledError:
-            await asyncio.to_thread(self._release, claimed, self.clock(), False, None)
+            await asyncio.to_thread(self.ledger.release, claimed, self.clock(), False, None)
             raise
         except Exception as exc:  # a bug must not leave rows leased and retried forever
             log.exception("dispatcher.delivery_crashed", tenant=work.tenant_id)
@@ -257,7 +259,7 @@ class Dispatcher:
                 await self._bury(claimed, reason)
             else:
                 later = self.clock() + timedelta(seconds=config.resilience.backoff_max_seconds)
-                await asyncio.to_thread(self._release, claimed, later, True, reason)
+                await asyncio.to_thread(self.ledger.release, claimed, later, True, reason)
 
     async def _keep_for_one_message(
         self, claimed: list[outbox.Claimed], stored: Mapping[str, outbox.StoredGroup]
@@ -273,7 +275,7 @@ class Dispatcher:
         keep = fresh if len(fresh) > 1 else claimed[:1]
         back = [c for c in claimed if c not in keep]
         if back:
-            await asyncio.to_thread(self._release, back, self.clock(), False, None)
+            await asyncio.to_thread(self.ledger.release, back, self.clock(), False, None)
         return keep
 
     def _claim(
@@ -404,7 +406,7 @@ class Dispatcher:
             # The old message cannot be edited: forget it, and post the current state as a
             # new message — now if the channel's pace allows, else at its next turn.
             breaker.record_ignored()
-            await asyncio.to_thread(self._forget_messages, plan.rows)
+            await asyncio.to_thread(self.ledger.forget_messages, plan.rows)
             plan = Plan(Action.POST, plan.message, plan.rows, plan.episodes)
             wait = await self.limiter.try_acquire_all(
                 pacing_requests(plan, workspace, work.channel, budgets)
@@ -546,7 +548,7 @@ class Dispatcher:
         delay = policy.next_delay(attempt, error.retry_after)
         now = self.clock()
         await asyncio.to_thread(
-            self._release, rows, now + timedelta(seconds=delay), True, error.reason
+            self.ledger.release, rows, now + timedelta(seconds=delay), True, error.reason
         )
 
     # --- recording -----------------------------------------------------------------------
@@ -573,11 +575,6 @@ class Dispatcher:
                     max((now - row.pending_since).total_seconds(), 0.0)
                 )
 
-    def _write_sent(self, sent: list[outbox.Sent], now: datetime, tenant_id: str) -> None:
-        with self.database.transaction() as connection, usage_noted(connection):
-            outbox.record_sent(connection, sent, now)
-            note_usage(connection, tenant_id, now, messages_sent=1)
-
     async def _write_sent_durably(
         self, sent: list[outbox.Sent], now: datetime, tenant_id: str
     ) -> None:
@@ -589,7 +586,7 @@ class Dispatcher:
         """
         for pause in RECORD_RETRY_SECONDS:
             try:
-                await asyncio.to_thread(self._write_sent, sent, now, tenant_id)
+                await asyncio.to_thread(self.ledger.sent, sent, now, tenant_id)
             except (SlackToolsError, SQLAlchemyError) as exc:
                 log.warning("delivery.record_retry", tenant=tenant_id, error=type(exc).__name__)
                 await asyncio.sleep(pause)
@@ -599,27 +596,9 @@ class Dispatcher:
 
     async def _later(self, rows: Sequence[outbox.Claimed], seconds: float) -> None:
         when = self.clock() + timedelta(seconds=seconds)
-        await asyncio.to_thread(self._release, rows, when, False, None)
+        await asyncio.to_thread(self.ledger.release, rows, when, False, None)
         # Look again when they are due, not at the next poll.
         asyncio.get_running_loop().call_later(max(seconds, 0.0) + 0.001, self.wake)
-
-    def _forget_messages(self, rows: Sequence[outbox.Claimed]) -> None:
-        with self.database.transaction() as connection:
-            outbox.forget_messages(connection, [r.id for r in rows])
-
-    def _release(
-        self, rows: Sequence[outbox.Claimed], when: datetime, attempt: bool, error: str | None
-    ) -> None:
-        with self.database.transaction() as connection:
-            outbox.release(
-                connection,
-                [r.id for r in rows],
-                owner=self.owner,
-                available_at=when,
-                count_attempt=attempt,
-                error=error,
-                now=self.clock(),
-            )
 
     async def _hold(
         self, rows: Sequence[outbox.Claimed], over: Sequence[QuotaUse], tenant_id: str
@@ -628,15 +607,7 @@ class Dispatcher:
         until = datetime.fromtimestamp(max(use.window_end for use in over), UTC)
         now = self.clock()
 
-        def hold() -> int:
-            with self.database.transaction() as connection, usage_noted(connection):
-                newly = outbox.hold(
-                    connection, [r.id for r in rows], owner=self.owner, until=until, now=now
-                )
-                note_usage(connection, tenant_id, now, messages_held=newly)
-                return newly
-
-        newly = await asyncio.to_thread(hold)
+        newly = await asyncio.to_thread(self.ledger.hold, rows, until, now, tenant_id)
         for use in over:
             self.metrics.quota_exceeded.labels(tenant=tenant_id, quota=use.quota.name).inc()
         self.metrics.messages_held.labels(tenant=tenant_id).inc(newly)
@@ -651,16 +622,7 @@ class Dispatcher:
         asyncio.get_running_loop().call_later(delay + 0.001, self.wake)
 
     async def _bury(self, rows: Sequence[outbox.Claimed], reason: str) -> None:
-        def bury() -> None:
-            now = self.clock()
-            with self.database.transaction() as connection, usage_noted(connection):
-                outbox.bury(
-                    connection, [r.id for r in rows], owner=self.owner, reason=reason, now=now
-                )
-                for row in rows:
-                    note_usage(connection, row.tenant_id, now, dead_letters=1)
-
-        await asyncio.to_thread(bury)
+        await asyncio.to_thread(self.ledger.bury, rows, reason)
 
     def _breaker_moved(self, name: str, old: BreakerState, new: BreakerState) -> None:
         log.warning("slack.breaker", workspace=name, old=old.value, new=new.value)
@@ -668,37 +630,6 @@ class Dispatcher:
 
 
 _BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-
-
-@dataclass
-class BreakerCall:
-    """One call's account with its workspace's breaker: exactly one result is recorded."""
-
-    breaker: CircuitBreaker
-    recorded: bool = False
-
-    def record_success(self) -> None:
-        self._record(self.breaker.record_success)
-
-    def record_failure(self) -> None:
-        self._record(self.breaker.record_failure)
-
-    def record_ignored(self) -> None:
-        self._record(self.breaker.record_ignored)
-
-    def settle(self) -> None:
-        """Give back a half-open probe that no result used (a bug, a vanished group)."""
-        self._record(self.breaker.record_ignored)
-
-    def _record(self, record: Callable[[], None]) -> None:
-        if not self.recorded:
-            self.recorded = True
-            record()
-
-
-def needs_new_message(row: outbox.Claimed, group: outbox.StoredGroup | None) -> bool:
-    """Whether this delivery makes a new message (none yet for the group's episode)."""
-    return group is None or row.message_ts is None or row.message_episode != group.episode
 
 
 def _round_robin(works: list[outbox.ChannelWork]) -> list[outbox.ChannelWork]:

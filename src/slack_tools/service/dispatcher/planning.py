@@ -147,3 +147,8 @@ def pacing_requests(plan: Plan, workspace: str, channel: str, budgets: Budgets) 
         (channel_posts_key(workspace, channel), budgets.channel_posts, 1.0),
         (workspace_posts_key(workspace), budgets.workspace_posts, 1.0),
     ]
+
+
+def needs_new_message(row: outbox.Claimed, group: outbox.StoredGroup | None) -> bool:
+    """Whether this delivery makes a new message (none yet for the group's episode)."""
+    return group is None or row.message_ts is None or row.message_episode != group.episode

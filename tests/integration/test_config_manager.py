@@ -616,7 +616,11 @@ def test_tenant_token_is_stored_encrypted_and_shown_masked(
     explained = manager.explain("slack_bot_token", tenant_id="acme")
     assert explained.is_secret
     assert explained.value == "********"
-    assert {e.value for e in explained.entries} == {"********"}
+    # The schema's default (no token) and the tenant's own, masked.
+    assert [(e.layer, e.value) for e in explained.entries] == [
+        ("schema", None),
+        (explained.entries[-1].layer, "********"),
+    ]
     added = manager.diff(ACME, 0, 1)
     changed = manager.diff(ACME, 1, 2)
     assert {c.path: c.new for c in added}[("slack_bot_token",)] == "********"
@@ -961,3 +965,15 @@ def test_write_by_another_instance_is_seen_even_after_a_local_write(
     a.refresh_from_database()
 
     assert mine.effective("acme").tenant.slack_channel == "#two"
+
+
+def test_explaining_a_key_only_users_have_starts_from_its_schema_default(
+    manager: ConfigManager,
+) -> None:
+    """muted_severities is set by no layer below the user: the schema's default is its origin."""
+    unset = manager.explain("muted_severities", tenant_id="acme", user_id="alice")
+    assert [(e.layer, e.value) for e in unset.entries] == [("schema", [])]
+    manager.update_user_config("acme", "alice", {"muted_severities": ["info"]})
+    muted = manager.explain("muted_severities", tenant_id="acme", user_id="alice")
+    assert [e.value for e in muted.entries] == [[], ["info"]]
+    assert muted.value == ["info"]

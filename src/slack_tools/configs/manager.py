@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from slack_tools.configs import documents, governance
 from slack_tools.configs.config_loader import Layer
@@ -380,7 +380,11 @@ class ConfigManager:
     def _explain_tenant(self, path: tuple[str, ...], tenant_id: str) -> Explanation:
         effective = self.runtime.effective(tenant_id)
         source = documents.TENANT_BASE.get(path[0])
-        entries = list(self._explain_app((*source, *path[1:])).entries) if source else []
+        entries = (
+            list(self._explain_app((*source, *path[1:])).entries)
+            if source
+            else _own_default(TenantConfig, path)
+        )
         self._add_document_entry(entries, DocumentKey.for_scope(tenant_id), path)
         dumped = documents.mask(
             Scope.TENANT, effective.tenant.model_dump(mode="json", by_alias=True)
@@ -392,7 +396,11 @@ class ConfigManager:
     def _explain_user(self, path: tuple[str, ...], tenant_id: str, user_id: str) -> Explanation:
         effective = self.runtime.effective(tenant_id, user_id)
         source = documents.USER_BASE.get(path[0])
-        entries = list(self._explain_tenant(source, tenant_id).entries) if source else []
+        entries = (
+            list(self._explain_tenant(source, tenant_id).entries)
+            if source
+            else _own_default(UserConfig, path)
+        )
         self._add_document_entry(entries, DocumentKey.for_scope(tenant_id, user_id), path)
         assert effective.user is not None
         _, value = get_at(effective.user.model_dump(mode="json"), path)
@@ -441,6 +449,16 @@ def _pin_partial(content: dict[str, Any]) -> dict[str, Any]:
             )
         ]
     )
+
+
+def _own_default(model: type[BaseModel], path: tuple[str, ...]) -> list[ExplainEntry]:
+    """The schema's default of a key only that level has (a route list, a Slack user id)."""
+    field = model.model_fields.get(path[0])
+    default = None if field is None else field.get_default(call_default_factory=True)
+    found, value = get_at({path[0]: TypeAdapter(Any).dump_python(default, mode="json")}, path)
+    if not found:
+        return []
+    return [ExplainEntry("schema", SCHEMA_DEFAULT.describe(), dotted(path), value)]
 
 
 def _under_tenant_key(value: Any) -> bool:

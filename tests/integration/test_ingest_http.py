@@ -218,11 +218,18 @@ async def open_service(
     """Start services with given settings (``INGEST__FLOOD_BURST="2"``…); closed afterwards."""
     opened: list[Harness] = []
 
-    async def start(*, admin_token: str | None = ADMIN_TOKEN, **settings: str) -> Harness:
+    async def start(
+        *,
+        admin_token: str | None = ADMIN_TOKEN,
+        database_url: str | None = None,
+        environ: dict[str, str] | None = None,
+        **settings: str,
+    ) -> Harness:
         extra = {f"SLACK_TOOLS__{name}": value for name, value in settings.items()}
+        extra.update(environ or {})
         if admin_token is not None:
             extra["SLACK_TOOLS__SECURITY__ADMIN_TOKEN"] = admin_token
-        runtime = make_runtime(extra=extra)
+        runtime = make_runtime(extra=extra, database_url=database_url)
         service = build_service(runtime, port=1)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(service)), base_url="http://test"

@@ -468,3 +468,68 @@ async def test_admin_calls_about_a_tenant_beyond_its_quota_are_429(
     assert (await harness.client.get(TENANTS, headers=ADMIN)).status_code == 200
     exceeded = (await harness.metrics())["slack_tools_quota_exceeded_total"]
     assert ({"tenant": "acme", "quota": "admin_calls_per_minute"}, 1.0) in exceeded
+
+
+# --- isolation sweep ---------------------------------------------------------------------
+
+ALPHA_TOKEN = "xoxb-8888888888-alpha-tenant-token"
+BETA_TOKEN = "xoxb-9999999999-beta-tenant-token"
+
+
+def _without_last_use(body: dict[str, Any]) -> dict[str, Any]:
+    """A tenant's state, less the last-use times (recorded in batches, on their own)."""
+    for key in body.get("api_keys", []):
+        key.pop("last_used_at", None)
+    return body
+
+
+@pytest.mark.parametrize("isolation", ["logical", "partial"])
+async def test_calls_for_one_tenant_never_show_or_change_another(
+    database_url: str, master_keys: str, open_service: OpenService, isolation: str
+) -> None:
+    """Every admin call about alpha, on each backend and mode, leaves beta exactly as it was."""
+    harness = await open_service(
+        database_url=database_url, environ={"SLACK_TOOLS_MASTER_KEYS": master_keys}
+    )
+    keys = {}
+    for tenant, token in (("alpha", ALPHA_TOKEN), ("beta", BETA_TOKEN)):
+        body = await create(harness, tenant, isolation=isolation, slack_bot_token=token)
+        keys[tenant] = body["api_key"]["key"]
+        posted = await harness.post(ALERTMANAGER, ALERTMANAGER.firing(tenant), key=keys[tenant])
+        assert posted.status_code == 202
+
+    async def beta() -> list[dict[str, Any]]:
+        return [
+            _without_last_use(
+                (await harness.client.get(f"{TENANTS}/beta{path}", headers=ADMIN)).json()
+            )
+            for path in ("", "/config", "/config/history", "/keys", "/usage")
+        ]
+
+    before = await beta()
+    alpha_key_id = (await harness.client.get(f"{TENANTS}/alpha/keys", headers=ADMIN)).json()[
+        "api_keys"
+    ][0]["id"]
+    calls: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", "", None),
+        ("GET", "/config", None),
+        ("PATCH", "/config", {"locale": "de_DE", "slack_bot_token": ALPHA_TOKEN + "-2"}),
+        ("GET", "/config/history", None),
+        ("POST", "/keys", {"label": "more"}),
+        ("DELETE", f"/keys/{alpha_key_id}", None),
+        ("GET", "/keys", None),
+        ("GET", "/usage", None),
+        ("PATCH", "", {"status": "disabled"}),
+        ("DELETE", "", None),
+    ]
+    for method, path, payload in calls:
+        response = await harness.client.request(
+            method, f"{TENANTS}/alpha{path}", json=payload, headers=ADMIN
+        )
+        assert response.status_code < 300, (method, path, response.text)
+        assert "beta" not in response.text
+        assert_no_secret(response.text, BETA_TOKEN, keys["beta"], ALPHA_TOKEN)
+        assert await beta() == before, (method, path)
+    beta_token = harness.runtime.effective("beta").tenant.slack_bot_token
+    assert beta_token is not None
+    assert beta_token.get_secret_value() == BETA_TOKEN

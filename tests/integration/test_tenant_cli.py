@@ -174,3 +174,45 @@ def test_a_bad_usage_period_is_a_usage_error(
     code, _, err = cli(capsys, "tenant", "usage", "acme", *argv)
     assert code == 2
     assert message in err
+
+
+@pytest.mark.parametrize("isolation", ["logical", "partial"])
+def test_commands_for_one_tenant_never_show_or_change_another(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    keys: str,
+    isolation: str,
+) -> None:
+    """Every tenant command about alpha leaves beta as it was, on each backend and mode."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    created(capsys, "alpha")
+    beta_key = created(capsys, "beta")
+    for tenant in ("alpha", "beta"):
+        code, _, err = cli(
+            capsys, "tenant", "update", tenant, f"isolation={isolation}", f"slack_bot_token={TOKEN}"
+        )
+        assert code == 0, err
+
+    def beta() -> tuple[str, str]:
+        shown = cli(capsys, "tenant", "show", "beta")[1]
+        history = cli(capsys, "config", "history", "--tenant", "beta")[1]
+        return shown, history
+
+    before = beta()
+    for argv in (
+        ("tenant", "show", "alpha"),
+        ("tenant", "update", "alpha", "locale=de_DE", "--name", "Alpha"),
+        ("tenant", "add-key", "alpha"),
+        ("tenant", "revoke-key", "alpha", "1"),
+        ("tenant", "keys", "alpha"),
+        ("tenant", "usage", "alpha", "--csv"),
+        ("tenant", "disable", "alpha"),
+        ("config", "rollback", "1", "--tenant", "alpha"),
+        ("tenant", "delete", "alpha", "--yes"),
+    ):
+        code, out, err = cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert "beta" not in out + err
+        assert_no_secret(out + err, TOKEN, beta_key)
+        assert beta() == before, argv

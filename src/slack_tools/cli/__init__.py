@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from slack_tools import __version__
-from slack_tools.cli.common import err, open_runtime, out
+from slack_tools.cli.common import close_runtimes, err, open_runtime, out
 from slack_tools.cli.config_commands import config_app
 from slack_tools.cli.delivery import deadletters_app, demo, routes_app
 from slack_tools.cli.i18n import i18n_app
@@ -68,6 +68,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     # Commands talk to people: only warnings and errors are logged, to stderr
     # (``serve`` sets up its own logging from the configuration).
     configure_logging("WARNING", "console")
+    try:
+        return _run(argv)
+    finally:
+        close_runtimes()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         # Without standalone mode click returns the code of typer.Exit instead of exiting.

@@ -32,10 +32,20 @@ Expect = Annotated[
 ]
 
 
+_opened: list[ConfigRuntime] = []
+
+
 def open_runtime(*, migrate: bool | None = None) -> ConfigRuntime:
     runtime = ConfigRuntime.from_environ(migrate=migrate)
+    _opened.append(runtime)
     runtime.start()
     return runtime
+
+
+def close_runtimes() -> None:
+    """Close the database connections of the runtimes this command opened."""
+    while _opened:
+        _opened.pop().database.dispose()
 
 
 def open_manager() -> ConfigManager:

@@ -71,6 +71,10 @@ def test_a_tenant_template_is_used_and_one_that_is_stopped_falls_back(
             wait_for(lambda: name in texts(fake), f"the message of {name}")
             return json.dumps(next(m for m in fake.messages() if name in json.dumps(m)))
 
+        # The creation is seen first, so that its log line is not taken for the templates'.
+        wait_for(
+            lambda: "tenant acme" in service.process.log(), "the service to see the new tenant"
+        )
         seen = service.process.log().count("tenant acme")
         templates_applied({"group": TENANT_GROUP}, seen + 1)
         assert "Tenant says DiskFull" in post("DiskFull")

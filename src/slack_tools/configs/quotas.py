@@ -103,11 +103,6 @@ def _resource_quotas(limits: tuple[tuple[str, int], ...], resource: str) -> tupl
     return tuple(found)
 
 
-def quotas_of(limits: Mapping[str, int]) -> dict[str, Quota]:
-    """The quotas of a tenant's ``quotas`` setting (name → limit)."""
-    return {name: Quota.named(name, limit) for name, limit in limits.items()}
-
-
 @dataclass(frozen=True, slots=True)
 class QuotaUse:
     """What a take found: the count of its window after it, and when that window ends."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slack_tools.configs.quotas import MemoryQuotaCounter, Quota, quotas_of
+from slack_tools.configs.quotas import MemoryQuotaCounter, Quota
 
 # 2026-11-26 14:03:00 UTC, the start of a minute, an hour boundary is 14:00.
 T0 = 1_795_701_780.0
@@ -21,11 +21,15 @@ class Clock:
 
 
 def test_periods_come_from_the_names() -> None:
-    assert quotas_of({"alerts_per_minute": 600, "messages_per_hour": 3600, "usage_per_day": 1}) == {
-        "alerts_per_minute": Quota("alerts_per_minute", 600, 60),
-        "messages_per_hour": Quota("messages_per_hour", 3600, 3600),
-        "usage_per_day": Quota("usage_per_day", 1, 86400),
-    }
+    assert [
+        Quota.named("alerts_per_minute", 600),
+        Quota.named("messages_per_hour", 3600),
+        Quota.named("usage_per_day", 1),
+    ] == [
+        Quota("alerts_per_minute", 600, 60),
+        Quota("messages_per_hour", 3600, 3600),
+        Quota("usage_per_day", 1, 86400),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,14 @@ class AuthError(SlackToolsError):
     """Missing or invalid credentials, or not allowed to do this."""
 
 
+class InvalidToken(AuthError):  # noqa: N818 - reads as what it is, like PermissionDenied
+    """A bearer token that is missing, malformed, unsigned, expired or not ours (HTTP 401)."""
+
+
+class PermissionDenied(AuthError):  # noqa: N818 - the name users and frameworks expect
+    """An authenticated caller without the permission or the tenant it needs (HTTP 403)."""
+
+
 class PayloadError(SlackToolsError):
     """A request body that is not a valid alert payload.
 

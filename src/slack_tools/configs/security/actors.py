@@ -23,6 +23,8 @@ class Actor:
     ``tenants`` lists the tenants they may act for; ``all_tenants`` lifts that limit
     (platform administrators, the local CLI administrator, the service itself).
     ``kind`` says how they were authenticated: ``token``, ``local`` or ``system``.
+    ``permissions`` are what the roles grant under the configured role table; ``None``
+    means the built-in roles decide (see ``rbac``).
     """
 
     id: str
@@ -31,6 +33,7 @@ class Actor:
     all_tenants: bool = False
     kind: str = "token"
     claims: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    permissions: frozenset[str] | None = None
 
     def may_act_for(self, tenant_id: str) -> bool:
         return self.all_tenants or tenant_id in self.tenants

@@ -11,7 +11,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 JSONDict = dict[str, Any]
 
-DEV_TOKEN = "xoxb-dev-token"  # noqa: S105 - the fake's published dev token, not a secret
+DEV_TOKEN = "xoxb-dev-token"  # noqa: S105 - the fake's published dev token, not a secret  # nosec B105
 DEV_CHANNEL = "alerts"
 API_METHODS = ("auth.test", "chat.postMessage", "chat.update", "conversations.list")
 HTTP_OK = 200

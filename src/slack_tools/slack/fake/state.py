@@ -54,7 +54,7 @@ class SlackState:
         self.edit_window = edit_window
         self.auto_create_channels = auto_create_channels
         self.seed = seed
-        self._random = random.Random(seed)  # noqa: S311 - seeded chaos, not crypto
+        self._random = random.Random(seed)  # noqa: S311 - seeded chaos, not crypto  # nosec B311
         self._ids = itertools.count(1)
         self._workspaces: dict[str, Workspace] = {}
         self._channels: dict[str, Channel] = {}
@@ -241,7 +241,7 @@ class SlackState:
             until=None if duration is None else self.clock() + duration,
             latency=latency,
             retry_after=retry_after,
-            rng=self._random if seed is None else random.Random(seed),  # noqa: S311 - chaos
+            rng=self._random if seed is None else random.Random(seed),  # noqa: S311 - chaos  # nosec B311
         )
         self._faults.append(fault)
         return fault

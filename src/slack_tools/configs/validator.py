@@ -297,7 +297,7 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
         "at most governance.max_quotas of the default plan, if it has maximums"
     ),
 }
-SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"  # noqa: S105 - prose
+SECRET_NOTE = "secret: outside dev, encrypted (enc:v1:…) or from the environment"  # noqa: S105 - prose  # nosec B105
 
 
 def _lease_outlasts_a_send(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:

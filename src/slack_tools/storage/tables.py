@@ -172,3 +172,63 @@ usage_daily = Table(
     Column("dead_letters", BigInteger, nullable=False, default=0),
     Column("api_calls", BigInteger, nullable=False, default=0),
 )
+
+# --- the audit trail --------------------------------------------------------------------
+
+# Append-only: each entry carries the hash of the one before it in its chain. ``actor``
+# and ``subject`` are keyed pseudonyms of people, never their identity (that lives in
+# audit_pseudonyms, which erasure deletes from).
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chain", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("tenant_id", String(128), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("error", String(200), nullable=False),
+    Column("correlation_id", String(128), nullable=False),
+    Column("diff", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("chain", "seq", name="uq_audit_entries_chain_seq"),
+)
+Index("ix_audit_entries_tenant_at", audit_entries.c.tenant_id, audit_entries.c.at)
+Index("ix_audit_entries_action", audit_entries.c.action)
+Index("ix_audit_entries_actor", audit_entries.c.actor)
+Index("ix_audit_entries_subject", audit_entries.c.subject)
+
+# One row per chain: its head (the last entry's hash and the number of entries). Appends
+# lock it, so they are serialised per chain; it also shows a chain cut at its tail.
+audit_chains = Table(
+    "audit_chains",
+    metadata,
+    Column("chain", String(128), primary_key=True),
+    Column("length", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Pseudonym → identity: the one place a person's id sits beside the audit trail.
+audit_pseudonyms = Table(
+    "audit_pseudonyms",
+    metadata,
+    Column("pseudonym", String(128), primary_key=True),
+    Column("identity", String(300), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Keys of the audit trail (the pseudonym key), stored wrapped by the master key.
+audit_keys = Table(
+    "audit_keys",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("wrapped", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import JWT_SECRET_VARIABLE, TEST_JWT_SECRET, issue_test_token
+
 DEADLINE = 60.0
 
 
@@ -243,7 +245,7 @@ def start_service(
     data_dir: Path | None = None,
 ) -> Service:
     port = free_port()
-    admin_token = "e2e-admin-token-0123456789"
+    admin_token = issue_test_token(subject=f"e2e-{name}", ttl=24 * 3600)
     env = clean_environment()
     env.update(
         {
@@ -251,7 +253,7 @@ def start_service(
             "SLACK_TOOLS__SERVER__PORT": str(port),
             "SLACK_TOOLS__SLACK__MOCK": "false",
             "SLACK_TOOLS__SLACK__BASE_URL": fake.api,
-            "SLACK_TOOLS__SECURITY__ADMIN_TOKEN": admin_token,
+            JWT_SECRET_VARIABLE: TEST_JWT_SECRET,
             "SLACK_TOOLS__MONITORING__LOG_FORMAT": "json",
             "SLACK_TOOLS__MONITORING__LOG_LEVEL": "INFO",
             "SLACK_TOOLS__SERVER__ACCESS_LOG": "false",

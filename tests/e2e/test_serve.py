@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import assert_no_secret
+from tests.helpers import TEST_JWT_SECRET, assert_no_secret, issue_test_token
 
-ADMIN_TOKEN = "admin-token-e2e-0123456789abcdef"
+ADMIN_TOKEN = issue_test_token(subject="e2e-serve", ttl=24 * 3600)
 DEADLINE = 30.0
 
 
@@ -62,7 +62,8 @@ class Running:
 def operator_config(channel: str) -> str:
     return (
         "security:\n"
-        f"  admin_token: {ADMIN_TOKEN}\n"
+        "  jwt:\n"
+        f"    secret: {TEST_JWT_SECRET}\n"
         "reload:\n"
         "  debounce_seconds: 0.05\n"
         "  poll_database_seconds: 0.5\n"
@@ -158,15 +159,15 @@ def test_sighup_reloads(service: Running) -> None:
     assert service.status()["outcome"] == "unchanged"
 
 
-def test_admin_reload_requires_the_admin_token(service: Running) -> None:
-    """No token → 401, wrong token → 403, both as problem+json; the right token reloads."""
+def test_admin_reload_requires_an_admin_token(service: Running) -> None:
+    """No token or an invalid one → 401 as problem+json; a valid admin JWT reloads."""
     missing = service.post("/admin/config/reload")
     assert missing.status_code == 401
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.headers["www-authenticate"] == "Bearer"
     wrong = service.post("/admin/config/reload", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 403
-    assert_no_secret(wrong.text, ADMIN_TOKEN)
+    assert wrong.status_code == 401
+    assert_no_secret(wrong.text, ADMIN_TOKEN, TEST_JWT_SECRET)
     ok = service.post("/admin/config/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert ok.status_code == 200
     assert ok.json()["trigger"] == "admin"
@@ -185,10 +186,10 @@ def test_admin_reload_of_invalid_configuration_is_422(service: Running) -> None:
 
 
 def test_sigterm_stops_cleanly_and_logs_hold_no_secret(service: Running) -> None:
-    """SIGTERM exits 0, and the admin token never appears in the log."""
+    """SIGTERM exits 0, and neither the admin token nor its secret appears in the log."""
     service.post("/admin/config/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     service.process.send_signal(signal.SIGTERM)
     assert service.process.wait(timeout=DEADLINE) == 0
     log = service.log_file.read_text()
     assert "service.starting" in log
-    assert_no_secret(log, ADMIN_TOKEN)
+    assert_no_secret(log, ADMIN_TOKEN, TEST_JWT_SECRET)

@@ -36,10 +36,10 @@ from slack_tools.storage.database import write_transaction
 from slack_tools.storage.delivery import TargetWrite, bury, claim, write_group
 from slack_tools.storage.tables import alert_groups, deliveries
 from slack_tools.storage.tenants import TenantStatus, TenantStore
-from tests.helpers import assert_no_secret
+from tests.helpers import JWT_SECRET_VARIABLE, TEST_JWT_SECRET, assert_no_secret, issue_test_token
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-ADMIN_TOKEN = "admin-token-7f3c9a1e5b2d4f60"
+ADMIN_TOKEN = issue_test_token(subject="ingest-tests")
 TENANT = "acme"
 OTHER = "globex"
 PROBLEM_JSON = "application/problem+json"
@@ -220,15 +220,15 @@ async def open_service(
 
     async def start(
         *,
-        admin_token: str | None = ADMIN_TOKEN,
+        jwt_secret: str | None = TEST_JWT_SECRET,
         database_url: str | None = None,
         environ: dict[str, str] | None = None,
         **settings: str,
     ) -> Harness:
         extra = {f"SLACK_TOOLS__{name}": value for name, value in settings.items()}
         extra.update(environ or {})
-        if admin_token is not None:
-            extra["SLACK_TOOLS__SECURITY__ADMIN_TOKEN"] = admin_token
+        if jwt_secret is not None:
+            extra[JWT_SECRET_VARIABLE] = jwt_secret
         runtime = make_runtime(extra=extra, database_url=database_url)
         service = build_service(runtime, port=1)
         client = httpx.AsyncClient(
@@ -1012,21 +1012,23 @@ async def test_admin_routes_need_a_token(
 async def test_admin_routes_refuse_a_wrong_token(
     harness: Harness, method: str, path: str, body: Any
 ) -> None:
-    """A bearer token other than the admin token (a tenant key included) is 403."""
-    for token in ("not-the-admin-token", harness.key, ADMIN_TOKEN[:-1]):
+    """A bearer that is not a valid admin JWT (a tenant key included) is 401."""
+    forged = issue_test_token(secret="another-secret-of-at-least-32-bytes-0123")
+    for token in ("not-a-jwt", harness.key, ADMIN_TOKEN[:-1], forged):
         response = await admin(harness, method, path, body, token=token)
-        assert_problem(response, 403)
-        assert_no_secret(response.text, ADMIN_TOKEN, harness.key)
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert_no_secret(response.text, ADMIN_TOKEN, harness.key, forged)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
-async def test_admin_routes_are_off_without_an_admin_token(
+async def test_admin_routes_are_off_when_the_admin_api_is(
     open_service: OpenService, method: str, path: str, body: Any
 ) -> None:
-    """With no security.admin_token configured, the admin API refuses everyone (403)."""
-    harness = await open_service(admin_token=None)
+    """With security.admin_api off, the admin API refuses everyone, a valid token too (403)."""
+    harness = await open_service(SECURITY__ADMIN_API="false")
 
-    response = await admin(harness, method, path, body, token="anything")
+    response = await admin(harness, method, path, body)
 
     assert_problem(response, 403)
 

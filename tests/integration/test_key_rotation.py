@@ -159,7 +159,7 @@ def test_rotation_refuses_a_token_copied_from_another_tenant(
 SECRETS = {
     "slack.signing_secret": "sig-7",
     "database.password": "pw-9f3k",
-    "security.admin_token": "adm-42",
+    "security.jwt.secret": "adm-42",
 }
 BOT_TOKEN = {"slack.bot_token": "xoxb-1111111111111-2222222222222-AbCdEfGhIjKlMnOpQrStUvWx"}
 
@@ -179,7 +179,8 @@ database:
   pool_size: 20
 
 security:
-  admin_token: {security.admin_token}
+  jwt:
+    secret: {security.jwt.secret}
   encryption:
     required: true   # production refuses clear text
 """
@@ -192,7 +193,8 @@ localization:
     - en_US
   default_timezone: Europe/Paris
 security:
-  admin_token: {security.admin_token}
+  jwt:
+    secret: {security.jwt.secret}
 """
 
 COMMENTS = [
@@ -230,7 +232,7 @@ def value_at(data: Any, dotted: str) -> Any:
     ("template", "secrets"),
     [
         (SHORT_VALUES, SECRETS),
-        (INDENTED_LIST, {"security.admin_token": "adm-42"}),
+        (INDENTED_LIST, {"security.jwt.secret": "adm-42"}),
         (TOKEN_LENGTH_VALUE, BOT_TOKEN),
     ],
     ids=["comments-short-values", "indented-list", "slack-token-length-value"],
@@ -254,7 +256,7 @@ def test_rotate_file_changes_nothing_but_the_encrypted_values(
     ("template", "secrets"),
     [
         (SHORT_VALUES, SECRETS),
-        (INDENTED_LIST, {"security.admin_token": "adm-42"}),
+        (INDENTED_LIST, {"security.jwt.secret": "adm-42"}),
         (TOKEN_LENGTH_VALUE, BOT_TOKEN),
     ],
     ids=["comments-short-values", "indented-list", "slack-token-length-value"],
@@ -314,12 +316,12 @@ def test_file_with_an_undecryptable_value_is_left_untouched(tmp_path: Path, keys
     path = tmp_path / "production.yaml"
     misplaced = keys.old.encrypt("adm-42", context_for("slack.bot_token"))
     original = re.sub(
-        r"admin_token: \S+",
-        f"admin_token: {misplaced}",
+        r"(?m)^    secret: \S+",
+        f"    secret: {misplaced}",
         encrypted_file(SHORT_VALUES, keys.old, SECRETS),
     )
     path.write_text(original, encoding="utf-8")
-    with pytest.raises(SecretError, match=re.escape("global/security.admin_token")) as caught:
+    with pytest.raises(SecretError, match=re.escape("global/security.jwt.secret")) as caught:
         rotate_file(path, keys.rotating)
     assert path.read_text(encoding="utf-8") == original
     assert_no_secret(str(caught.value), *SECRETS.values())

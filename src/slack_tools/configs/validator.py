@@ -273,6 +273,26 @@ def _production_storage(config: AppConfig, _: RuleContext) -> Iterable[tuple[Pat
         yield ("data_dir",), "production needs a data directory: set SLACK_TOOLS_DATA_DIR"
 
 
+def _admin_tokens(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
+    # A shared secret signs as well as verifies: anyone who reads it can mint an admin
+    # token. Outside dev the admin API trusts public keys unless told otherwise.
+    if config.environment is EnvName.DEV or not config.security.admin_api:
+        return
+    jwt = config.security.jwt
+    if jwt.secret is not None and not jwt.allow_hs256:
+        shared = (
+            "HS256 (a shared secret) is refused outside dev: use jwks_file or jwks_url, "
+            "or set security.jwt.allow_hs256"
+        )
+        yield ("security", "jwt", "secret"), shared
+    if jwt.secret is None and jwt.jwks_file is None and jwt.jwks_url is None:
+        unverified = (
+            "the admin API is on but nothing verifies its tokens: set security.jwt.jwks_url "
+            "or jwks_file (or security.admin_api: false)"
+        )
+        yield ("security", "jwt", "jwks_url"), unverified
+
+
 # What the rules above demand, by key, for the configuration reference.
 RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ("debug",): "must be false outside dev",
@@ -289,6 +309,10 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ),
     ("redis", "url"): "outside dev: no password inside the URL",
     ("data_dir",): "production: required",
+    ("security", "jwt", "secret"): "outside dev: refused unless security.jwt.allow_hs256",
+    ("security", "jwt", "jwks_url"): (
+        "outside dev with security.admin_api: this, jwks_file or an allowed secret is required"
+    ),
     ("delivery", "lease_seconds"): "at least 3 times slack.timeout_seconds",
     ("localization", "catalogs_directory"): "must be an existing directory",
     ("localization", "templates_directory"): "must be an existing directory",
@@ -334,6 +358,7 @@ RULES: tuple[Rule, ...] = (
     _credentials_out_of_urls,
     _https,
     _production_storage,
+    _admin_tokens,
     _lease_outlasts_a_send,
     _localization_directories,
     _governed_defaults,

@@ -22,13 +22,15 @@ from starlette.routing import Route
 
 from slack_tools import __version__
 from slack_tools.alerts.models import Source
-from slack_tools.errors import PayloadError, StorageError
+from slack_tools.configs.security.rbac import authorize, authorize_all_tenants, require_permission
+from slack_tools.errors import PayloadError, PermissionDenied, StorageError
 from slack_tools.service import problems, tenant_routes
 from slack_tools.service.admin_auth import (
     AdminDenied,
     ServiceDep,
     admin_denied,
-    require_admin,
+    authenticate,
+    permission_denied,
     service_of,
 )
 from slack_tools.service.bodies import TooLarge, read_body
@@ -206,7 +208,7 @@ def _route_of(path: str) -> str:
 
 
 health = APIRouter()
-admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+admin = APIRouter(prefix="/admin", dependencies=[Depends(authenticate)])
 INGEST_ROUTES = {
     "/api/v1/alerts/alertmanager": Source.ALERTMANAGER,
     "/api/v1/alerts/grafana": Source.GRAFANA,
@@ -257,12 +259,14 @@ async def metrics(service: ServiceDep) -> Response:
 
 
 @admin.get("/config/status")
+@require_permission("config.read")
 async def config_status(service: ServiceDep) -> dict[str, Any]:
     """The last reload's outcome and the active configuration's hash."""
     return _status_body(service)
 
 
 @admin.post("/config/reload")
+@require_permission("config.reload")
 async def config_reload(service: ServiceDep) -> JSONResponse:
     """Reload files and stored overrides now; a rejected reload keeps the old configuration."""
     status = await asyncio.to_thread(service.runtime.reload, "admin")
@@ -277,11 +281,21 @@ async def config_reload(service: ServiceDep) -> JSONResponse:
     return JSONResponse(_status_body(service))
 
 
+def _scope_of(permission: str, tenant: str | None) -> None:
+    """Refuse a call about ``tenant`` (or every tenant, when None) the caller may not make."""
+    if tenant is None:
+        authorize_all_tenants(permission)
+    else:
+        authorize(permission, tenant)
+
+
 @admin.get("/deadletters")
+@require_permission("alerts.read")
 async def dead_letters(
     service: ServiceDep, tenant: Annotated[str | None, Query(min_length=1)] = None
 ) -> dict[str, Any]:
     """Deliveries given up on, newest first, with the reason."""
+    _scope_of("alerts.read", tenant)
 
     def read() -> list[outbox.DeadLetter]:
         with service.database.engine.connect() as connection:
@@ -305,8 +319,10 @@ async def dead_letters(
 
 
 @admin.post("/deadletters/replay")
+@require_permission("alerts.replay")
 async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
     """Queue dead letters again (by id, by tenant, or all)."""
+    _scope_of("alerts.replay", body.tenant)
 
     def write() -> int:
         with service.database.transaction() as connection:
@@ -338,6 +354,7 @@ def create_app(service: Service, *, grace_seconds: float | None = None) -> FastA
     app.service = app.state.service = service
     problems.install(app)
     app.add_exception_handler(AdminDenied, admin_denied)
+    app.add_exception_handler(PermissionDenied, permission_denied)
     app.add_exception_handler(tenant_routes.Refused, tenant_routes.answer_refused)
     app.add_middleware(RequestMetrics, service=service)
     # The alert endpoints are plain Starlette routes: they take the raw request and

@@ -168,7 +168,7 @@ def known_secrets(runtime: ConfigRuntime) -> list[str]:
     values = [
         config.slack.bot_token,
         config.slack.signing_secret,
-        config.security.admin_token,
+        config.security.jwt.secret,
         config.database.password,
         config.redis.password,
         runtime.environment.master_keys,

@@ -21,11 +21,13 @@ from fastapi.responses import JSONResponse, Response
 
 from slack_tools.configs import ConfigValidationError
 from slack_tools.configs.quotas import resource_quotas
+from slack_tools.configs.security.actors import current_actor
+from slack_tools.configs.security.rbac import authorize, require_permission
 from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
 from slack_tools.configs.validator import Level
 from slack_tools.errors import ConflictError, NotFoundError
 from slack_tools.service import problems
-from slack_tools.service.admin_auth import ADMIN_AUTHOR, ServiceDep, require_admin
+from slack_tools.service.admin_auth import ServiceDep, authenticate, author_of
 from slack_tools.service.bodies import NotAJsonObject, TooLarge, read_json_object
 from slack_tools.service.container import Service
 from slack_tools.storage import DocumentVersion
@@ -34,7 +36,7 @@ from slack_tools.storage.usage import totals
 
 # Calls about one tenant count against its quota; listing and creating are the platform's.
 ADMIN_CALLS = "admin_calls"
-router = APIRouter(prefix="/api/v1/tenants", dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api/v1/tenants", dependencies=[Depends(authenticate)])
 T = TypeVar("T")
 
 
@@ -191,13 +193,16 @@ def _text(document: dict[str, Any], name: str, *, required: bool = False) -> str
 
 
 @router.get("")
+@require_permission("tenants.read")
 async def list_tenants(service: ServiceDep) -> dict[str, Any]:
-    """Every tenant, by id."""
+    """Every tenant the caller may act for, by id."""
+    actor = authorize("tenants.read")
     records = await _call(TenantManager.all, service.runtime)
-    return {"tenants": [_tenant(r) for r in records]}
+    return {"tenants": [_tenant(r) for r in records if actor.may_act_for(r.id)]}
 
 
 @router.post("", status_code=201)
+@require_permission("tenants.write")
 async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
     """Register a tenant: ``{"id", "name"?, "config"?}``; answers its first API key, once."""
     body = await _body(request, service)
@@ -214,6 +219,7 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
                 errors=[{"field": "config", "message": "expected an object"}],
             )
         )
+    authorize("tenants.write", tenant_id)
     try:
         TenantManager(tenant_id, service.runtime)
     except ValueError as exc:
@@ -227,7 +233,7 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
         tenant_id,
         name=name,
         config=config,
-        author=ADMIN_AUTHOR,
+        author=author_of(current_actor()),
         runtime=service.runtime,
     )
     record = await _call(manager.info)
@@ -243,6 +249,7 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
 
 
 @router.get("/{tenant_id}")
+@require_permission("tenants.read", tenant=True)
 async def show_tenant(tenant_id: str, service: ServiceDep) -> JSONResponse:
     """The tenant, its effective configuration (secrets masked) and its keys."""
     manager = await _counted(service, tenant_id)
@@ -262,6 +269,7 @@ async def show_tenant(tenant_id: str, service: ServiceDep) -> JSONResponse:
 
 
 @router.patch("/{tenant_id}")
+@require_permission("tenants.write", tenant=True)
 async def change_tenant(tenant_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
     """Rename, disable or enable: ``{"name"?, "status"?: "active" | "disabled"}``."""
     manager = await _counted(service, tenant_id)
@@ -298,6 +306,7 @@ async def change_tenant(tenant_id: str, request: Request, service: ServiceDep) -
 
 
 @router.delete("/{tenant_id}")
+@require_permission("tenants.write", tenant=True)
 async def delete_tenant(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
     """Delete the tenant and everything stored for it; answers what was removed."""
     manager = await _counted(service, tenant_id)
@@ -306,6 +315,7 @@ async def delete_tenant(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.get("/{tenant_id}/config")
+@require_permission("config.read", tenant=True)
 async def tenant_config(tenant_id: str, service: ServiceDep) -> JSONResponse:
     """The effective configuration (secrets masked); its ``ETag`` is the version."""
     manager = await _counted(service, tenant_id)
@@ -315,6 +325,7 @@ async def tenant_config(tenant_id: str, service: ServiceDep) -> JSONResponse:
 
 
 @router.patch("/{tenant_id}/config")
+@require_permission("config.write", tenant=True)
 async def update_tenant_config(
     tenant_id: str, request: Request, service: ServiceDep, comment: str = ""
 ) -> JSONResponse:
@@ -331,7 +342,7 @@ async def update_tenant_config(
             functools.partial(
                 manager.update_config,
                 patch,
-                author=ADMIN_AUTHOR,
+                author=author_of(current_actor()),
                 comment=comment,
                 expected_version=expected,
             )
@@ -352,6 +363,7 @@ async def update_tenant_config(
 
 
 @router.get("/{tenant_id}/config/history")
+@require_permission("config.read", tenant=True)
 async def tenant_config_history(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
     """Every version of the configuration: who, when, why (contents stay in the CLI's diff)."""
     manager = await _counted(service, tenant_id)
@@ -361,6 +373,7 @@ async def tenant_config_history(tenant_id: str, service: ServiceDep) -> dict[str
 
 
 @router.get("/{tenant_id}/keys")
+@require_permission("tenants.read", tenant=True)
 async def tenant_keys(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
     """The tenant's API keys by prefix, with when each was last used."""
     manager = await _counted(service, tenant_id)
@@ -369,6 +382,7 @@ async def tenant_keys(tenant_id: str, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/{tenant_id}/keys", status_code=201)
+@require_permission("keys.write", tenant=True)
 async def create_tenant_key(tenant_id: str, request: Request, service: ServiceDep) -> JSONResponse:
     """A new API key (``{"label"?}``), answered once: only its digest is kept."""
     manager = await _counted(service, tenant_id)
@@ -379,6 +393,7 @@ async def create_tenant_key(tenant_id: str, request: Request, service: ServiceDe
 
 
 @router.delete("/{tenant_id}/keys/{key_id}", status_code=204)
+@require_permission("keys.write", tenant=True)
 async def revoke_tenant_key(tenant_id: str, key_id: int, service: ServiceDep) -> Response:
     """Revoke a key; every instance refuses it within ``ingest.key_cache_seconds``."""
     manager = await _counted(service, tenant_id)
@@ -403,6 +418,7 @@ def _day(name: str, text: str | None, default: date) -> date:
 
 
 @router.get("/{tenant_id}/usage")
+@require_permission("usage.read", tenant=True)
 async def tenant_usage(
     tenant_id: str,
     request: Request,

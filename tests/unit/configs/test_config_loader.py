@@ -1131,7 +1131,7 @@ def test_resolved_configuration_is_immutable(tmp_path: Path, environ: dict[str, 
 SECRET_VARIABLES = {
     "SLACK_BOT_TOKEN": "xoxb-secret-bot-token-0001",
     "SLACK_SIGNING_SECRET": "signing-secret-0002",
-    "SLACK_TOOLS__SECURITY__ADMIN_TOKEN": "admin-token-0003",
+    "SLACK_TOOLS__SECURITY__JWT__SECRET": "jwt-secret-0003-0123456789abcdef-0123456789",
     "SLACK_TOOLS__DATABASE__PASSWORD": "db-password-0004",
     "SLACK_TOOLS__REDIS__PASSWORD": "redis-password-0005",
 }
@@ -1140,8 +1140,9 @@ SECRET_VARIABLES = {
 def test_secrets_never_appear_in_the_configuration_text(environ: dict[str, str]) -> None:
     """repr, str and the JSON dump of the resolved configuration never show a secret."""
     config = load_config({**environ, **SECRET_VARIABLES}, files=[]).config
-    assert config.security.admin_token is not None
-    assert config.security.admin_token.get_secret_value() == "admin-token-0003"
+    assert config.security.jwt.secret is not None
+    secret = config.security.jwt.secret.get_secret_value()
+    assert secret == "jwt-secret-0003-0123456789abcdef-0123456789"
     for text in (
         repr(config),
         str(config),

@@ -200,7 +200,7 @@ def test_secret_paths_of_the_application() -> None:
         ("slack", "signing_secret"),
         ("redis", "password"),
         ("database", "password"),
-        ("security", "admin_token"),
+        ("security", "jwt", "secret"),
     }
     assert secret_paths(TenantConfig) == {("slack_bot_token",)}
     assert secret_paths(UserConfig) == frozenset()

@@ -682,13 +682,13 @@ RULE_CASES = [
         id="clear-signing-secret",
     ),
     pytest.param(
-        f"security:\n  admin_token: {BOT_SECRET}\n",
+        f"security:\n  jwt:\n    secret: {BOT_SECRET}-0123\n",
         {},
         (),
-        ("security", "admin_token"),
+        ("security", "jwt", "secret"),
         "clear text",
-        "app.yaml:2:3",
-        id="clear-admin-token",
+        "app.yaml:3:5",
+        id="clear-jwt-secret",
     ),
     pytest.param(
         f"database:\n  password: {BOT_SECRET}\n",
@@ -912,3 +912,73 @@ def test_dev_allows_everything_the_packaged_file_sets(environ: dict[str, str]) -
     assert errors_in(loaded.issues) == []
     assert {i.path for i in loaded.warnings} >= {("debug",), ("slack", "mock"), ("validation",)}
     assert all(i.stage is Stage.RULES for i in loaded.warnings)
+
+
+# --- admin tokens outside dev ---------------------------------------------------------------
+
+JWT_SECRET = "jwt-secret-of-the-validator-tests-0123456789"  # nosec B105 - tests only
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_a_shared_jwt_secret_is_refused_outside_dev_unless_allowed(
+    environ: dict[str, str], master_keys: str, environment: str
+) -> None:
+    """HS256 signs as well as verifies: outside dev it needs security.jwt.allow_hs256."""
+    variables = {
+        **strict_environ(environ, master_keys, environment),
+        "SLACK_TOOLS__SECURITY__ADMIN_API": "true",
+        "SLACK_TOOLS__SECURITY__JWT__JWKS_URL": "https://idp.example/jwks.json",
+        "SLACK_TOOLS__SECURITY__JWT__SECRET": JWT_SECRET,
+    }
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config(variables, files=[])
+    [issue] = errors_in(caught.value.issues)
+    assert issue.path == ("security", "jwt", "secret")
+    assert "HS256" in issue.message
+    assert_no_secret(str(caught.value), JWT_SECRET)
+
+    allowed = {**variables, "SLACK_TOOLS__SECURITY__JWT__ALLOW_HS256": "true"}
+    assert load_config(allowed, files=[]).config.security.jwt.allow_hs256
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_the_admin_api_outside_dev_needs_a_verification_key(
+    environ: dict[str, str], master_keys: str, environment: str
+) -> None:
+    """With the admin API on and no JWKS nor secret, staging and production refuse to start."""
+    variables = {
+        **strict_environ(environ, master_keys, environment),
+        "SLACK_TOOLS__SECURITY__ADMIN_API": "true",
+    }
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config(variables, files=[])
+    [issue] = errors_in(caught.value.issues)
+    assert issue.path == ("security", "jwt", "jwks_url")
+    assert "nothing verifies" in issue.message
+
+    off = {**variables, "SLACK_TOOLS__SECURITY__ADMIN_API": "false"}
+    assert not load_config(off, files=[]).config.security.admin_api
+    with_file = {**variables, "SLACK_TOOLS__SECURITY__JWT__JWKS_FILE": "/etc/slack-tools/jwks.json"}
+    assert load_config(with_file, files=[]).config.security.jwt.jwks_file
+
+
+def test_a_short_jwt_secret_is_refused(environ: dict[str, str]) -> None:
+    """An HS256 secret shorter than 32 bytes is a schema error naming the key, not the value."""
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config({**environ, "SLACK_TOOLS__SECURITY__JWT__SECRET": "short-secret"}, files=[])
+    [issue] = errors_in(caught.value.issues)
+    assert issue.path == ("security", "jwt", "secret")
+    assert "32 bytes" in issue.message
+    assert_no_secret(str(caught.value), "short-secret")
+
+
+def test_roles_naming_unknown_permissions_are_refused(environ: dict[str, str]) -> None:
+    """security.roles may only name permissions of the catalogue (or '*')."""
+    variables = {**environ, "SLACK_TOOLS__SECURITY__ROLES": '{"auditor": ["audit.raed"]}'}
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config(variables, files=[])
+    [issue] = errors_in(caught.value.issues)
+    assert issue.path[:2] == ("security", "roles")
+    assert "audit.raed" in issue.message
+    good = {**environ, "SLACK_TOOLS__SECURITY__ROLES": '{"auditor": ["audit.read"]}'}
+    assert load_config(good, files=[]).config.security.roles["auditor"] == ("audit.read",)

@@ -7,9 +7,10 @@ whole resolved tree of one process.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, PlainSerializer, SecretStr
 
 from slack_tools.configs.schema.documents import TenantsConfig
 from slack_tools.configs.schema.governance import GovernanceConfig
@@ -17,6 +18,7 @@ from slack_tools.configs.schema.types import (
     SUPPORTED_LOCALES,
     ChannelName,
     EnvName,
+    FrozenDict,
     LocaleName,
     Port,
     PositiveFloat,
@@ -26,6 +28,7 @@ from slack_tools.configs.schema.types import (
     TimeZoneName,
     runtime,
 )
+from slack_tools.configs.security.rbac import PERMISSIONS, unknown_permissions
 
 
 class ServerConfig(Section):
@@ -206,9 +209,105 @@ class EncryptionConfig(Section):
     )
 
 
+def _known_permissions(table: Mapping[str, tuple[str, ...]]) -> FrozenDict:
+    for role, names in table.items():
+        unknown = unknown_permissions(names)
+        if unknown:
+            raise ValueError(
+                f"role {role!r}: unknown permission(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(PERMISSIONS)} or '*'"
+            )
+    return FrozenDict(table)
+
+
+def _long_enough(secret: SecretStr | None) -> SecretStr | None:
+    # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes).
+    if secret is not None and len(secret.get_secret_value().encode()) < MIN_HMAC_SECRET_BYTES:
+        raise ValueError(f"at least {MIN_HMAC_SECRET_BYTES} bytes (RFC 7518, section 3.2)")
+    return secret
+
+
+MIN_HMAC_SECRET_BYTES = 32
+RoleTable = Annotated[
+    Mapping[str, tuple[str, ...]],
+    AfterValidator(_known_permissions),
+    PlainSerializer(lambda table: {role: list(names) for role, names in table.items()}),
+]
+
+
+class JwtClaimsConfig(Section):
+    subject: str = Field("sub", description="Claim naming the caller (dotted for nested claims).")
+    roles: str = Field(
+        "roles",
+        description=(
+            "Claim listing the caller's roles: a list or a space-separated string "
+            "(e.g. realm_access.roles for Keycloak)."
+        ),
+    )
+    tenants: str = Field(
+        "tenants",
+        description="Claim listing the tenants the caller may act for; '*' means every tenant.",
+    )
+
+
+class JwtConfig(Section):
+    secret: Annotated[SecretStr | None, AfterValidator(_long_enough)] = Field(
+        None,
+        description=(
+            "HS256 shared secret that signs and verifies admin tokens (dev). Unset in dev "
+            "with no JWKS: a secret is generated once into <data_dir>/jwt-dev-secret."
+        ),
+    )
+    allow_hs256: bool = Field(
+        False,
+        description="Accept HS256 (a shared secret) outside dev; staging and production refuse it.",
+    )
+    algorithms: tuple[str, ...] = Field(
+        ("RS256", "ES256", "HS256"),
+        description=(
+            "Algorithms accepted at all; each key further limits them to its own type, "
+            "whatever a token's header says."
+        ),
+    )
+    jwks_file: str | None = Field(
+        None, description="JWKS file of the public keys that verify admin tokens."
+    )
+    jwks_url: str | None = Field(
+        None, description="JWKS URL of an identity provider (fetched, cached, refreshed)."
+    )
+    jwks_cache_seconds: PositiveFloat = Field(
+        300.0, description="How long keys fetched from jwks_url are kept before fetching again."
+    )
+    private_key_file: str | None = Field(
+        None,
+        description="PEM private key (RSA or EC P-256) that 'slack-tools token issue' signs with.",
+    )
+    key_id: str | None = Field(
+        None, description="kid written into issued tokens (the key's id in the JWKS)."
+    )
+    issuer: str = Field("slack-tools", description="Expected (and issued) iss claim.")
+    audience: str = Field("slack-tools-admin", description="Expected (and issued) aud claim.")
+    leeway_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
+        30.0, description="Clock skew allowed on exp, nbf and iat."
+    )
+    claims: JwtClaimsConfig = JwtClaimsConfig()
+
+
 class SecurityConfig(Section):
-    admin_token: SecretStr | None = Field(
-        None, description="Bearer token for the admin HTTP routes (until JWT/RBAC)."
+    admin_api: bool = Field(
+        False,
+        description=(
+            "Serve the admin routes (/admin/*, /api/v1/tenants), each call with a JWT "
+            "(security.jwt); off, they answer 403. dev.yaml turns it on."
+        ),
+    )
+    jwt: JwtConfig = JwtConfig()
+    roles: RoleTable = Field(
+        default_factory=FrozenDict,
+        description=(
+            "Roles added to or replacing the built-in ones (viewer, operator, tenant_admin, "
+            "admin): role → permissions ('*' for all). See docs/security.md."
+        ),
     )
     encryption: EncryptionConfig = EncryptionConfig()
 

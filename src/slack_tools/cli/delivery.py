@@ -20,6 +20,7 @@ from slack_tools.cli.common import err, open_runtime, out
 from slack_tools.configs import ConfigManager, DocumentKey
 from slack_tools.configs.localization import Catalogs
 from slack_tools.configs.security import new_api_key
+from slack_tools.configs.security.audit import AuditLog, replay_dead_letters
 from slack_tools.errors import PayloadError, SlackToolsError
 from slack_tools.storage import delivery as outbox
 from slack_tools.storage.scope import ALL_TENANTS
@@ -69,13 +70,9 @@ def deadletters_replay(
     if tenant == "":
         raise typer.BadParameter("--tenant: give a tenant id")
     runtime = open_runtime()
-    with runtime.database.transaction() as connection:
-        count = outbox.replay(
-            connection,
-            ALL_TENANTS if tenant is None else tenant,
-            now=datetime.now(UTC),
-            ids=ids or None,
-        )
+    count = replay_dead_letters(
+        AuditLog.of(runtime), ALL_TENANTS if tenant is None else tenant, ids=ids or None
+    )
     out.print(f"{count} dead letter(s) queued again")
 
 

@@ -12,8 +12,15 @@ import typer
 from slack_tools.cli.common import err, open_runtime, out
 from slack_tools.configs import security
 from slack_tools.configs.config_loader import load_sources, read_environment, resolve
-from slack_tools.configs.rotation import rotate_data_keys, rotate_documents, rotate_file
-from slack_tools.configs.runtime import database_status, migrate_database
+from slack_tools.configs.rotation import (
+    record_rotation,
+    rotate_audit_key,
+    rotate_data_keys,
+    rotate_documents,
+    rotate_file,
+)
+from slack_tools.configs.runtime import ConfigRuntime, database_status, migrate_database
+from slack_tools.configs.security.audit import AuditLog
 from slack_tools.errors import SecretError
 from slack_tools.storage.tenants import TenantStore
 
@@ -47,8 +54,18 @@ def keys_rotate(
         raise SecretError(
             "no master key: set SLACK_TOOLS_MASTER_KEYS or security.encryption.key_file"
         )
-    for path in files or []:
+    log = AuditLog.of(runtime)
+    with log.failures("keys.rotate", target=f"master-key:{cipher.active_key_id}"):
+        _rotate(runtime, cipher, files or [], log)
+
+
+def _rotate(
+    runtime: ConfigRuntime, cipher: security.ValueCipher, files: list[Path], log: AuditLog
+) -> None:
+    in_files = 0
+    for path in files:
         changed = rotate_file(path, cipher)
+        in_files += changed
         out.print(f"{path}: {changed} value(s) re-encrypted with key {cipher.active_key_id}")
     versions, values = rotate_documents(runtime.store, cipher)
     out.print(
@@ -58,6 +75,19 @@ def keys_rotate(
     rewrapped = rotate_data_keys(TenantStore(runtime.database.engine), cipher)
     out.print(
         f"database: {rewrapped} tenant data key(s) re-wrapped with key {cipher.active_key_id}"
+    )
+    audit_key = rotate_audit_key(log, cipher)
+    record_rotation(
+        log,
+        cipher,
+        {
+            "files": len(files),
+            "values_in_files": in_files,
+            "versions": versions,
+            "values_in_documents": values,
+            "data_keys": rewrapped,
+            "audit_key": int(audit_key),
+        },
     )
 
 

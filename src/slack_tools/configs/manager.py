@@ -37,6 +37,7 @@ from slack_tools.configs.schema import (
     UserConfig,
 )
 from slack_tools.configs.security import TENANT_PREFIX, TenantCipher, ValueCipher
+from slack_tools.configs.security.audit import AuditLog
 from slack_tools.configs.trees import get_at, leaves, nest
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, Stage, errors_in
 from slack_tools.errors import ConfigError, ConflictError, NotFoundError
@@ -147,13 +148,44 @@ class ConfigManager:
         expected_version: int | None = None,
         positions: Positions | None = None,
         action: str = "update",
+        audit_action: str | None = None,
     ) -> DocumentVersion:
         """Apply a JSON merge patch to a document as a new version.
 
         ``expected_version``: refuse with :class:`ConflictError` unless the document
         is still at that version (0: not yet written). ``positions`` point errors at
-        the file the patch came from.
+        the file the patch came from. The change is audited in its own transaction as
+        ``audit_action`` (default ``config.<action>``); a refused one as a failure.
         """
+        audited = audit_action or f"config.{action}"
+        with self.audit.failures(audited, **_audit_where(key, audited)):
+            return self._apply(
+                key,
+                patch,
+                author=author,
+                comment=comment,
+                expected_version=expected_version,
+                positions=positions,
+                action=action,
+                audit_action=audited,
+            )
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog.of(self.runtime)
+
+    def _apply(
+        self,
+        key: DocumentKey,
+        patch: Mapping[str, Any],
+        *,
+        author: str | None,
+        comment: str,
+        expected_version: int | None,
+        positions: Positions | None,
+        action: str,
+        audit_action: str,
+    ) -> DocumentVersion:
         if not isinstance(patch, Mapping):
             raise ConfigValidationError(
                 [
@@ -178,6 +210,7 @@ class ConfigManager:
                 expected_version=expected_version,
                 positions=positions,
                 action=action,
+                audit_action=audit_action,
             )
 
     def rollback(
@@ -190,7 +223,8 @@ class ConfigManager:
         expected_version: int | None = None,
     ) -> DocumentVersion:
         """Make an old version current again, as a new version, validated again."""
-        with self.runtime.writing():
+        where = _audit_where(key, "config.rollback")
+        with self.audit.failures("config.rollback", **where), self.runtime.writing():
             old = self.runtime.store.version(key, version)
             current = self.runtime.store.current(key)
             return self._write(
@@ -204,6 +238,7 @@ class ConfigManager:
                 action="rollback",
                 based_on=version,
                 force=True,
+                audit_action="config.rollback",
             )
 
     def _write(
@@ -217,6 +252,7 @@ class ConfigManager:
         expected_version: int | None,
         positions: Positions | None,
         action: str,
+        audit_action: str,
         based_on: int | None = None,
         force: bool = False,
     ) -> DocumentVersion:
@@ -235,6 +271,11 @@ class ConfigManager:
             if not force and content == dict(current.content):
                 return current
         sealed = self._validate(key, content, positions)
+        entry = self.audit.draft(
+            audit_action,
+            diff=_audit_diff(key, current.content if current else {}, sealed, comment, based_on),
+            **_audit_where(key, audit_action),
+        )
         version = self.runtime.store.append(
             key,
             sealed,
@@ -243,6 +284,7 @@ class ConfigManager:
             comment=comment,
             action=action,
             based_on=based_on,
+            audit_entry=entry,
         )
         self.runtime.apply_written(version)
         return version
@@ -422,6 +464,43 @@ class ConfigManager:
                     _masked(key.scope, path, value),
                 )
             )
+
+
+def _audit_where(key: DocumentKey, action: str) -> dict[str, Any]:
+    """Target, tenant and person of an audit entry about a document (users pseudonymised)."""
+    if action.startswith("tenant."):  # a tenant's creation, written with its first version
+        return {"target": f"tenant:{key.tenant_id}", "tenant": key.tenant_id}
+    if key.scope is Scope.USER:
+        return {
+            "target": f"config:user/{key.tenant_id}",
+            "tenant": key.tenant_id,
+            "subject": key.user_id,
+        }
+    if key.scope is Scope.TENANT:
+        return {"target": f"config:tenant/{key.tenant_id}", "tenant": key.tenant_id}
+    return {"target": "config:global"}
+
+
+def _audit_diff(
+    key: DocumentKey,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    comment: str,
+    based_on: int | None,
+) -> dict[str, Any]:
+    """What a write changed, secrets masked; a user's values stay in their (erasable) document."""
+    changes = []
+    for change in documents.diff(key.scope, before, after):
+        item: dict[str, Any] = {"path": dotted(change.path), "kind": change.kind}
+        if key.scope is not Scope.USER:
+            item.update(old=change.old, new=change.new)
+        changes.append(item)
+    diff: dict[str, Any] = {"changes": changes}
+    if comment and key.scope is not Scope.USER:
+        diff["comment"] = comment
+    if based_on is not None:
+        diff["based_on"] = based_on
+    return diff
 
 
 def _pin_partial(content: dict[str, Any]) -> dict[str, Any]:

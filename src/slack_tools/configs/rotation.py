@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from slack_tools.configs import documents, security
 from slack_tools.configs.config_loader import parse_yaml_layer
 from slack_tools.configs.provenance import dotted
+from slack_tools.configs.security.audit import AuditLog
 from slack_tools.configs.validator import ConfigValidationError
 from slack_tools.errors import ConfigError
 from slack_tools.storage import DocumentStore
@@ -92,6 +93,19 @@ def rotate_documents(store: DocumentStore, cipher: security.ValueCipher) -> tupl
             versions += 1
             values += changed
     return versions, values
+
+
+def rotate_audit_key(log: AuditLog, cipher: security.ValueCipher) -> bool:
+    """Re-wrap the audit trail's pseudonym key with the active master key; whether it changed.
+
+    The key itself stays, so every pseudonym stays the same.
+    """
+    return log.rewrap_key(cipher)
+
+
+def record_rotation(log: AuditLog, cipher: security.ValueCipher, counts: dict[str, int]) -> None:
+    """Audit a rotation run: which key is now active and how much was re-encrypted."""
+    log.record("keys.rotate", target=f"master-key:{cipher.active_key_id}", diff=counts)
 
 
 def rotate_data_keys(store: TenantStore, cipher: security.ValueCipher) -> int:

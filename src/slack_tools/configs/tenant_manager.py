@@ -18,6 +18,7 @@ class, so they behave alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,7 +29,9 @@ from slack_tools.configs.manager import ConfigManager, default_author
 from slack_tools.configs.runtime import ConfigRuntime
 from slack_tools.configs.schema import TenantConfig
 from slack_tools.configs.security import new_api_key
+from slack_tools.configs.security.audit import AuditLog
 from slack_tools.storage import DocumentKey, DocumentVersion, usage
+from slack_tools.storage.audit import Draft
 from slack_tools.storage.tenants import (
     ApiKeyRecord,
     NewKey,
@@ -96,10 +99,18 @@ class TenantManager:
         """
         manager = cls(tenant_id, runtime)
         key, new = _new_key("created with tenant")
-        _, record = manager._store.create_with_key(tenant_id, name or tenant_id, new)
+        target = f"tenant:{tenant_id}"
+        with manager.audit.failures("tenant.create", target=target, tenant=tenant_id):
+            _, record = manager._store.create_with_key(tenant_id, name or tenant_id, new)
         try:
+            # Audited once, with the document's first version: the creation is complete
+            # only when its configuration is written.
             manager._config.apply(
-                manager._document, dict(config or {}), author=author, comment="tenant created"
+                manager._document,
+                dict(config or {}),
+                author=author,
+                comment="tenant created",
+                audit_action="tenant.create",
             )
         except BaseException:
             manager._store.unregister(tenant_id)
@@ -118,18 +129,39 @@ class TenantManager:
         """The registry entry; :class:`NotFoundError` for an unknown tenant."""
         return self._store.require(self.tenant_id)
 
+    @property
+    def audit(self) -> AuditLog:
+        """The audit trail every change of this tenant is recorded in."""
+        return AuditLog.of(self.runtime)
+
+    def _entry(self, action: str, **diff: Any) -> Draft:
+        return self.audit.draft(
+            action, target=f"tenant:{self.tenant_id}", tenant=self.tenant_id, diff=diff
+        )
+
+    def _failures(self, action: str) -> AbstractContextManager[None]:
+        return self.audit.failures(action, target=f"tenant:{self.tenant_id}", tenant=self.tenant_id)
+
     def rename(self, name: str) -> None:
-        self._store.rename(self.tenant_id, name)
+        with self._failures("tenant.rename"):
+            before = self.info().name
+            entry = self._entry("tenant.rename", name={"old": before, "new": name})
+            self._store.rename(self.tenant_id, name, audit_entry=entry)
 
     def disable(self) -> None:
         """Refuse the tenant's alerts from now on (within ``ingest.key_cache_seconds``).
 
         What was already accepted is still delivered: a 202 is a promise.
         """
-        self._store.set_status(self.tenant_id, TenantStatus.DISABLED)
+        self._set_status(TenantStatus.DISABLED, "tenant.disable")
 
     def enable(self) -> None:
-        self._store.set_status(self.tenant_id, TenantStatus.ACTIVE)
+        self._set_status(TenantStatus.ACTIVE, "tenant.enable")
+
+    def _set_status(self, status: TenantStatus, action: str) -> None:
+        with self._failures(action):
+            entry = self._entry(action, status=status.value)
+            self._store.set_status(self.tenant_id, status, audit_entry=entry)
 
     def delete(self) -> dict[str, int]:
         """Remove the tenant and everything stored for it; returns the rows removed per kind.
@@ -137,7 +169,8 @@ class TenantManager:
         Its keys stop working within ``ingest.key_cache_seconds`` on every instance;
         its pending notifications are dropped with it.
         """
-        removed = self._store.delete(self.tenant_id)
+        with self._failures("tenant.delete"):
+            removed = self._store.delete(self.tenant_id, audit_entry=self._entry("tenant.delete"))
         self.runtime.forget_tenant(self.tenant_id)
         return removed
 
@@ -198,9 +231,14 @@ class TenantManager:
     def create_key(self, label: str = "") -> IssuedKey:
         """A new API key for this tenant (several may live at once, for rotation)."""
         key, new = _new_key(label)
-        record = self._store.add_key(
-            self.tenant_id, digest=new.digest, prefix=new.prefix, label=new.label
-        )
+        with self._failures("tenant.key.create"):
+            record = self._store.add_key(
+                self.tenant_id,
+                digest=new.digest,
+                prefix=new.prefix,
+                label=new.label,
+                audit_entry=self._entry("tenant.key.create", prefix=new.prefix, label=label),
+            )
         return IssuedKey(key, record)
 
     def api_keys(self) -> list[ApiKeyRecord]:
@@ -229,4 +267,6 @@ class TenantManager:
 
     def revoke_key(self, key_id: int) -> None:
         """Stop accepting a key (within ``ingest.key_cache_seconds`` on every instance)."""
-        self._store.revoke_key(self.tenant_id, key_id)
+        with self._failures("tenant.key.revoke"):
+            entry = self._entry("tenant.key.revoke", key_id=key_id)
+            self._store.revoke_key(self.tenant_id, key_id, audit_entry=entry)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from slack_tools.errors import ConflictError, NotFoundError, StorageError
+from slack_tools.storage import audit
 from slack_tools.storage.database import describe, write_transaction
 from slack_tools.storage.tables import config_documents, config_versions
 
@@ -230,12 +231,14 @@ class DocumentStore:
         comment: str = "",
         action: str = "update",
         based_on: int | None = None,
+        audit_entry: audit.Draft | None = None,
     ) -> DocumentVersion:
         """Store ``content`` as version ``expected_version + 1``.
 
         ``expected_version`` is the version the change was based on (0: the
         document must not exist yet). Raises :class:`ConflictError` when it is no
-        longer the current version.
+        longer the current version. ``audit_entry`` is appended to the audit trail
+        in the same transaction, with the new version number.
         """
         now = datetime.now(UTC)
         new_version = expected_version + 1
@@ -273,6 +276,8 @@ class DocumentStore:
                         created_at=now,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
+                if audit_entry is not None:
+                    audit.append(connection, audit_entry.with_diff(version=new_version))
         except IntegrityError:
             raise conflict from None
         except SQLAlchemyError as exc:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from slack_tools.errors import ConflictError, NotFoundError, StorageError
+from slack_tools.storage import audit
 from slack_tools.storage.database import describe, write_transaction
 from slack_tools.storage.tables import (
     alert_groups,
@@ -178,17 +179,21 @@ class TenantStore:
     def all(self) -> list[TenantRecord]:
         return [_tenant(row) for row in self._read(sa.select(tenants).order_by(tenants.c.id))]
 
-    def set_status(self, tenant_id: str, status: TenantStatus) -> None:
-        self._update(tenant_id, status=status.value)
+    def set_status(
+        self, tenant_id: str, status: TenantStatus, *, audit_entry: audit.Draft | None = None
+    ) -> None:
+        self._update(tenant_id, audit_entry, status=status.value)
 
-    def rename(self, tenant_id: str, name: str) -> None:
-        self._update(tenant_id, name=name)
+    def rename(self, tenant_id: str, name: str, *, audit_entry: audit.Draft | None = None) -> None:
+        self._update(tenant_id, audit_entry, name=name)
 
-    def _update(self, tenant_id: str, **values: str) -> None:
+    def _update(self, tenant_id: str, audit_entry: audit.Draft | None, **values: str) -> None:
         with write_transaction(self._engine) as connection:
             done = connection.execute(
                 tenants.update().where(tenants.c.id == tenant_id).values(**values)
             ).rowcount
+            if done and audit_entry is not None:
+                audit.append(connection, audit_entry)
         if not done:
             raise NotFoundError(f"no tenant {tenant_id!r}")
 
@@ -198,7 +203,7 @@ class TenantStore:
             connection.execute(api_keys.delete().where(api_keys.c.tenant_id == tenant_id))
             connection.execute(tenants.delete().where(tenants.c.id == tenant_id))
 
-    def delete(self, tenant_id: str) -> dict[str, int]:
+    def delete(self, tenant_id: str, *, audit_entry: audit.Draft | None = None) -> dict[str, int]:
         """Remove the tenant and everything stored for it, in one transaction.
 
         Its keys, every version of its configuration and of its users' (the
@@ -246,6 +251,8 @@ class TenantStore:
             }
             if not connection.execute(tenants.delete().where(tenants.c.id == tenant_id)).rowcount:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
+            if audit_entry is not None:
+                audit.append(connection, audit_entry.with_diff(removed=removed))
         return removed
 
     # --- data keys (partial isolation) ----------------------------------------------------
@@ -289,14 +296,25 @@ class TenantStore:
                 .values(wrapped=wrapped)
             )
 
-    def add_key(self, tenant_id: str, *, digest: str, prefix: str, label: str) -> ApiKeyRecord:
+    def add_key(
+        self,
+        tenant_id: str,
+        *,
+        digest: str,
+        prefix: str,
+        label: str,
+        audit_entry: audit.Draft | None = None,
+    ) -> ApiKeyRecord:
         """Store a new key's digest (the caller shows the key once and forgets it)."""
         self.require(tenant_id)
         try:
             with write_transaction(self._engine) as connection:
-                return _insert_key(
+                record = _insert_key(
                     connection, tenant_id, NewKey(digest, prefix, label), datetime.now(UTC)
                 )
+                if audit_entry is not None:
+                    audit.append(connection, audit_entry.with_diff(key_id=record.id))
+                return record
         except IntegrityError:
             raise ConflictError("this key already exists; generate another") from None
 
@@ -331,7 +349,9 @@ class TenantStore:
             )
         ]
 
-    def revoke_key(self, tenant_id: str, key_id: int) -> None:
+    def revoke_key(
+        self, tenant_id: str, key_id: int, *, audit_entry: audit.Draft | None = None
+    ) -> None:
         with write_transaction(self._engine) as connection:
             done = connection.execute(
                 api_keys.update()
@@ -342,6 +362,8 @@ class TenantStore:
                 )
                 .values(revoked_at=datetime.now(UTC))
             ).rowcount
+            if done and audit_entry is not None:
+                audit.append(connection, audit_entry)
         if not done:
             raise NotFoundError(f"tenant {tenant_id!r} has no live key {key_id}")
 

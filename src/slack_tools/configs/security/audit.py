@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
@@ -48,8 +48,10 @@ from slack_tools.configs.security.actors import (
 from slack_tools.configs.security.encryption import ValueCipher, is_encrypted
 from slack_tools.errors import SecretError, StorageError
 from slack_tools.storage import audit as store
+from slack_tools.storage import delivery as outbox
 from slack_tools.storage.audit import GLOBAL_CHAIN, Draft, Filters, Outcome, StoredEntry
 from slack_tools.storage.database import Database, describe, write_transaction
+from slack_tools.storage.scope import ALL_TENANTS, TenantScope
 
 if TYPE_CHECKING:
     from slack_tools.configs.runtime import ConfigRuntime
@@ -66,6 +68,7 @@ __all__ = [
     "correlation_id",
     "default_audit_log",
     "redact",
+    "replay_dead_letters",
 ]
 
 MASK = "********"
@@ -524,6 +527,28 @@ class AuditLog:
 
     # The specification's name; defined last so the class body's annotations keep the builtin.
     list = entries
+
+
+def replay_dead_letters(
+    log: AuditLog, scope: TenantScope, *, ids: Sequence[int] | None = None
+) -> int:
+    """Queue dead letters again and audit it, in one transaction; how many were queued.
+
+    The one entry point for replays (CLI and admin API), so none goes unrecorded.
+    """
+    tenant = None if scope is ALL_TENANTS else str(scope)
+    target = "deadletters:" + ("all" if tenant is None else tenant)
+    with log.failures("deadletters.replay", target=target, tenant=tenant):
+        entry = log.draft(
+            "deadletters.replay",
+            target=target,
+            tenant=tenant,
+            diff={"ids": list(ids)} if ids is not None else {},
+        )
+        with write_transaction(log.database.engine) as connection:
+            return outbox.replay(
+                connection, scope, now=datetime.now(UTC), ids=ids, audit_entry=entry
+            )
 
 
 def default_audit_log() -> AuditLog:

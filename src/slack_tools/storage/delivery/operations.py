@@ -7,6 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from slack_tools.storage import audit
 from slack_tools.storage.delivery.model import DeadLetter, DeliveryState, QueueStats, utc
 from slack_tools.storage.scope import TenantScope, scoped
 from slack_tools.storage.tables import alert_groups, deliveries
@@ -60,14 +61,18 @@ def replay(
     *,
     now: datetime,
     ids: Sequence[int] | None = None,
+    audit_entry: audit.Draft | None = None,
 ) -> int:
-    """Queue the scope's dead letters again (those of ``ids`` only, if given); how many."""
+    """Queue the scope's dead letters again (those of ``ids`` only, if given); how many.
+
+    ``audit_entry`` is appended in the same transaction with the count.
+    """
     condition = sa.and_(
         deliveries.c.state == DeliveryState.DEAD.value, scoped(deliveries.c.tenant_id, scope)
     )
     if ids is not None:
         condition = sa.and_(condition, deliveries.c.id.in_(list(ids)))
-    return int(
+    count = int(
         connection.execute(
             deliveries.update()
             .where(condition)
@@ -81,6 +86,9 @@ def replay(
             )
         ).rowcount
     )
+    if audit_entry is not None:
+        audit.append(connection, audit_entry.with_diff(replayed=count))
+    return count
 
 
 def prune(connection: sa.Connection, before: datetime) -> tuple[int, int]:

@@ -28,6 +28,7 @@ PERMISSIONS: Mapping[str, str] = {
     "tenants.write": "Create, rename, disable, enable and delete tenants.",
     "keys.write": "Create and revoke a tenant's API keys.",
     "keys.rotate": "Rotate the master encryption keys and tenant data keys.",
+    "secrets.read": "Decrypt and show secret configuration values.",
     "alerts.read": "Read dead letters, routes and delivery state.",
     "alerts.replay": "Replay dead letters; send test alerts.",
     "usage.read": "Read a tenant's usage counts and amounts.",

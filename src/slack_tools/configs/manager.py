@@ -38,6 +38,7 @@ from slack_tools.configs.schema import (
 )
 from slack_tools.configs.security import TENANT_PREFIX, TenantCipher, ValueCipher
 from slack_tools.configs.security.audit import AuditLog
+from slack_tools.configs.security.gdpr import gdpr_compliant
 from slack_tools.configs.trees import get_at, leaves, nest
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, Stage, errors_in
 from slack_tools.errors import ConfigError, ConflictError, NotFoundError
@@ -105,6 +106,10 @@ class ConfigManager:
         """The tenant's effective configuration (defaults with its own values on top)."""
         return self.runtime.effective(tenant_id).tenant
 
+    @gdpr_compliant(
+        purpose="Write messages to a person in their language and time zone",
+        categories=("user id", "locale", "time zone", "Slack member id"),
+    )
     def get_user_config(self, tenant_id: str, user_id: str) -> UserConfig:
         user = self.runtime.effective(tenant_id, user_id).user
         assert user is not None
@@ -125,6 +130,10 @@ class ConfigManager:
         """Merge ``changes`` into the tenant's document (creating it), validated and versioned."""
         return self.apply(DocumentKey.for_scope(tenant_id), changes, **options)
 
+    @gdpr_compliant(
+        purpose="Keep a person's preferences (language, time zone, muted severities, Slack id)",
+        categories=("user id", "locale", "time zone", "Slack member id"),
+    )
     def update_user_config(
         self, tenant_id: str, user_id: str, changes: Mapping[str, Any], **options: Any
     ) -> DocumentVersion:

@@ -356,3 +356,87 @@ class DocumentStore:
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot re-encrypt version {change_id}: {describe(exc)}") from None
+
+
+# --- a person's documents (GDPR export and erasure) -----------------------------------------
+
+
+def user_document_keys(
+    connection: sa.Connection, user_id: str, tenant_id: str | None = None
+) -> list[DocumentKey]:
+    """The user documents of ``user_id`` (in one tenant, or in every tenant)."""
+    statement = sa.select(config_documents.c.tenant_id).where(
+        config_documents.c.scope == Scope.USER.value, config_documents.c.user_id == user_id
+    )
+    if tenant_id is not None:
+        statement = statement.where(config_documents.c.tenant_id == tenant_id)
+    return [
+        DocumentKey(Scope.USER, str(t), user_id)
+        for t in connection.execute(statement.order_by(config_documents.c.tenant_id)).scalars()
+    ]
+
+
+def erase_user_documents(
+    connection: sa.Connection, user_id: str, tenant_id: str | None = None
+) -> dict[str, int]:
+    """Delete a user's documents and every version of them, in the caller's transaction.
+
+    No tombstone is kept (it would keep the user id): another instance drops its
+    cached view of the user at its next change of that tenant or restart.
+    """
+    owned = sa.select(config_documents.c.id).where(
+        config_documents.c.scope == Scope.USER.value, config_documents.c.user_id == user_id
+    )
+    if tenant_id is not None:
+        owned = owned.where(config_documents.c.tenant_id == tenant_id)
+    versions = connection.execute(
+        config_versions.delete().where(config_versions.c.document_id.in_(owned))
+    ).rowcount
+    documents = connection.execute(
+        config_documents.delete().where(config_documents.c.id.in_(owned.scalar_subquery()))
+    ).rowcount
+    return {"user_documents": int(documents or 0), "user_versions": int(versions or 0)}
+
+
+def authored_versions(
+    connection: sa.Connection, author: str, tenant_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Versions of any document written by ``author``: which document, version and when."""
+    statement = (
+        sa.select(
+            config_documents.c.scope,
+            config_documents.c.tenant_id,
+            config_documents.c.user_id,
+            config_versions.c.version,
+            config_versions.c.action,
+            config_versions.c.created_at,
+        )
+        .join(config_documents, config_documents.c.id == config_versions.c.document_id)
+        .where(config_versions.c.author == author)
+        .order_by(config_versions.c.id)
+    )
+    if tenant_id is not None:
+        statement = statement.where(config_documents.c.tenant_id == tenant_id)
+    return [
+        {
+            "document": DocumentKey(Scope(r.scope), r.tenant_id, r.user_id).label,
+            "version": r.version,
+            "action": r.action,
+            "at": _utc(r.created_at).isoformat(),
+        }
+        for r in connection.execute(statement)
+    ]
+
+
+def replace_author(
+    connection: sa.Connection, author: str, replacement: str, tenant_id: str | None = None
+) -> int:
+    """Attribute ``author``'s versions to ``replacement`` (a pseudonym); how many."""
+    statement = config_versions.update().where(config_versions.c.author == author)
+    if tenant_id is not None:
+        statement = statement.where(
+            config_versions.c.document_id.in_(
+                sa.select(config_documents.c.id).where(config_documents.c.tenant_id == tenant_id)
+            )
+        )
+    return int(connection.execute(statement.values(author=replacement)).rowcount or 0)

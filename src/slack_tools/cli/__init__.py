@@ -1,8 +1,9 @@
 """The ``slack-tools`` command.
 
 The CLI acts as the local administrator: it reaches the database directly and
-attributes writes to ``--author`` or the operating-system user. Errors print one
-line each — ``file:line:col: key.path: message`` for configuration — and exit 1.
+attributes writes to ``--author`` or the operating-system user. Each command still
+checks the permission ``cli/permissions.py`` gives it. Errors print one line each —
+``file:line:col: key.path: message`` for configuration — and exit 1.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from slack_tools.cli.delivery import deadletters_app, demo, routes_app
 from slack_tools.cli.gdpr import gdpr_app
 from slack_tools.cli.i18n import i18n_app
 from slack_tools.cli.operations import db_app, keys_app
+from slack_tools.cli.permissions import guard_commands
 from slack_tools.cli.tenants import tenant_app
+from slack_tools.cli.tokens import token_app
 from slack_tools.configs import ConfigValidationError
+from slack_tools.configs.security.actors import acting_as, current_actor, local_admin
 from slack_tools.errors import SlackToolsError
 from slack_tools.service.logging import configure_logging
 
@@ -42,6 +46,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(i18n_app, name="i18n")
 app.add_typer(audit_app, name="audit")
 app.add_typer(gdpr_app, name="gdpr")
+app.add_typer(token_app, name="token")
 app.command()(demo)
 
 # --- serve --------------------------------------------------------------------------------
@@ -62,6 +67,28 @@ def serve(
 def version() -> None:
     """Print the version."""
     out.print(__version__)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    author: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Who is acting, for permissions and the audit trail (default: the OS user).",
+        ),
+    ] = None,
+) -> None:
+    """Multi-tenant, localized Slack alerting: service and configuration toolkit."""
+    # The local administrator, unless the caller (a program driving the CLI in-process)
+    # already said who is acting; the commands check their permission against it.
+    actor = current_actor() if author is None else None
+    ctx.with_resource(acting_as(actor or local_admin(author)))
+
+
+# Registered last: every command above, and those the groups hold, check their permission.
+guard_commands(app)
 
 
 # --- entry point --------------------------------------------------------------------------

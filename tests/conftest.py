@@ -14,7 +14,11 @@ import sqlalchemy as sa
 from slack_tools.configs import ConfigRuntime, set_default_runtime
 from slack_tools.configs.config_loader import read_environment
 from slack_tools.configs.security import generate_key
+from slack_tools.service.container import known_secrets
 from slack_tools.storage import Database, create_engine
+from tests.leaks import SecretGuard, secret_guard
+
+__all__ = ["secret_guard"]  # the autouse guard, collected through this module
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
@@ -53,9 +57,11 @@ def unavailable(service: str, reason: str) -> None:
 
 
 @pytest.fixture
-def master_keys() -> str:
-    """SLACK_TOOLS_MASTER_KEYS with one fresh active key."""
-    return f"k1:{generate_key()}"
+def master_keys(secret_guard: SecretGuard) -> str:
+    """SLACK_TOOLS_MASTER_KEYS with one fresh active key (tracked by the secret guard)."""
+    key = generate_key()
+    secret_guard.track(key)
+    return f"k1:{key}"
 
 
 @pytest.fixture
@@ -95,7 +101,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def make_runtime(
-    environ: dict[str, str],
+    environ: dict[str, str], secret_guard: SecretGuard
 ) -> Iterator[Callable[..., ConfigRuntime]]:
     """Build and start runtimes over given files, variables and database; disposed afterwards."""
     made: list[ConfigRuntime] = []
@@ -117,6 +123,7 @@ def make_runtime(
         )
         runtime.start()
         made.append(runtime)
+        secret_guard.track(*known_secrets(runtime))
         return runtime
 
     yield build

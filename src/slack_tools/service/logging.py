@@ -14,15 +14,28 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
+from pydantic import SecretBytes, SecretStr
 
-# Slack tokens have a recognisable shape; scrub them even when nobody told us the value.
-_SLACK_TOKEN = re.compile(r"xox[abposre]-[A-Za-z0-9-]{6,}")
+# Credentials with a recognisable shape are scrubbed even when nobody told us the value:
+# Slack tokens, this service's tenant API keys, JWTs (three base64url parts, the first
+# two JSON objects, so starting ``eyJ``), PEM private keys, and whatever follows a
+# ``Bearer`` or ``Basic`` scheme in a header someone logged.
+_SHAPES = re.compile(
+    r"xox[abposre]-[A-Za-z0-9-]{6,}"
+    r"|xapp-[A-Za-z0-9-]{6,}"
+    r"|\bstk_[A-Za-z0-9_-]{16,}"
+    r"|\beyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"
+    r"|(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}"
+    r"|(?<=Basic )[A-Za-z0-9+/=]{8,}",
+    re.DOTALL | re.IGNORECASE,
+)
 REDACTED = "[redacted]"
 _SHORTEST_SECRET = 4
 
 
 class SecretScrubber:
-    """A processor that replaces known secret values and Slack-token shapes in every field."""
+    """A processor that replaces known secret values and credential shapes in every field."""
 
     def __init__(self) -> None:
         self._secrets: tuple[str, ...] = ()
@@ -40,7 +53,9 @@ class SecretScrubber:
             for secret in self._secrets:
                 if secret in value:
                     value = value.replace(secret, REDACTED)
-            return _SLACK_TOKEN.sub(REDACTED, value)
+            return _SHAPES.sub(REDACTED, value)
+        if isinstance(value, SecretStr | SecretBytes):
+            return REDACTED
         if isinstance(value, dict):
             return {k: self.scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

@@ -73,3 +73,40 @@ def test_level_filters_lower_levels(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "loud" in err
     assert "quiet" not in err
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        "xapp-1-A0123456789-1234567890123-abcdef",
+        "stk_" + "Ab1-_" * 8,
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJlLXZhbHVl",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBx",  # cut short in a log line
+    ],
+)
+def test_credential_shapes_are_scrubbed_without_being_told(credential: str) -> None:
+    """App tokens, tenant API keys, JWTs and private keys are recognised by their shape."""
+    event = SecretScrubber()(None, "info", {"event": f"got {credential} from the client"})
+    assert credential not in event["event"]
+    assert event["event"].startswith("got [redacted]")
+
+
+def test_authorization_header_values_and_secret_objects_are_scrubbed() -> None:
+    """Whatever follows Bearer/Basic, and pydantic secret objects whatever their repr."""
+    from pydantic import SecretStr  # noqa: PLC0415 - local to the one test that needs it
+
+    event = SecretScrubber()(
+        None,
+        "info",
+        {
+            "headers": {"authorization": "Bearer opaque.token-value_123"},
+            "basic": "Basic dXNlcjpwYXNzd29yZA==",
+            "value": SecretStr("hunter2-hunter2"),
+        },
+    )
+    assert event == {
+        "headers": {"authorization": f"Bearer {REDACTED}"},
+        "basic": f"Basic {REDACTED}",
+        "value": REDACTED,
+    }

@@ -50,6 +50,7 @@ TENANT_BASE: Mapping[str, tuple[str, ...]] = {
     "plan": ("tenants", "defaults", "plan"),
     "quotas": ("tenants", "defaults", "quotas"),
     "isolation": ("tenants", "defaults", "isolation"),
+    "retention_days": ("tenants", "defaults", "retention_days"),
 }
 USER_BASE: Mapping[str, tuple[str, ...]] = {"locale": ("locale",), "timezone": ("timezone",)}
 
@@ -78,6 +79,7 @@ def tenant_base(app: AppConfig) -> dict[str, Any]:
         "plan": defaults.plan,
         "quotas": dict(defaults.quotas),
         "isolation": defaults.isolation.value,
+        "retention_days": defaults.retention_days,
     }
 
 

@@ -129,6 +129,18 @@ class ServiceMetrics:
             ["tenant"],
             registry=registry,
         )
+        self.retention_deleted = Counter(
+            "slack_tools_retention_deleted",
+            "Alert data deleted by the retention job, by tenant and kind (groups, deliveries).",
+            ["tenant", "kind"],
+            registry=registry,
+        )
+        self.retention_runs = Counter(
+            "slack_tools_retention_runs",
+            "Runs of the retention job, by outcome (success, failure).",
+            ["outcome"],
+            registry=registry,
+        )
         self.quota_exceeded = Counter(
             "slack_tools_quota_exceeded",
             "Uses beyond a tenant's quota (held or refused), by tenant and quota.",

@@ -26,6 +26,7 @@ from slack_tools.configs.quotas import (
 from slack_tools.configs.schema import AppConfig
 from slack_tools.configs.templates import TemplateEngine, TemplateFallback
 from slack_tools.errors import SlackToolsError
+from slack_tools.service import retention
 from slack_tools.service.dispatcher import Dispatcher
 from slack_tools.service.ingest import FloodGate, Ingestor, KeyCache
 from slack_tools.service.logging import scrubber
@@ -83,6 +84,7 @@ class Service:
             asyncio.create_task(self.watcher.run(self.stop), name="config-watcher"),
             asyncio.create_task(self.dispatcher.run(self.stop), name="dispatcher"),
             asyncio.create_task(self._maintain(), name="maintenance"),
+            asyncio.create_task(retention.run(self), name="retention"),
             *(
                 asyncio.create_task(w.run(self.stop), name=f"{w.name}-watcher")
                 for w in self.file_watchers

@@ -406,6 +406,16 @@ class DeliveryConfig(Section):
     retention_hours: PositiveFloat = Field(
         168.0, description="Delivered notifications of resolved groups are kept this long."
     )
+    retention_interval_minutes: PositiveFloat = Field(
+        60.0,
+        description=(
+            "How often the retention job deletes alert data older than each tenant's "
+            "retention_days."
+        ),
+    )
+    retention_batch: PositiveInt = Field(
+        1000, description="Alert groups deleted per transaction by the retention job."
+    )
 
 
 class ReloadConfig(Section):

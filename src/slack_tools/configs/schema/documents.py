@@ -22,6 +22,7 @@ from slack_tools.configs.schema.types import (
     IsolationMode,
     LocaleName,
     Matcher,
+    PositiveInt,
     QuotaLimits,
     Section,
     Severity,
@@ -46,6 +47,14 @@ class TenantDefaults(Section):
             {"alerts_per_minute": 6000, "messages_per_hour": 3600, "admin_calls_per_minute": 600}
         ),
         description="Limit per resource and period (name → count).",
+    )
+    retention_days: PositiveInt = Field(
+        30,
+        description=(
+            "Alert groups and their delivered or dead notifications older than this are "
+            "deleted; pending and held notifications never are."
+        ),
+        json_schema_extra=runtime(),
     )
 
 
@@ -114,6 +123,9 @@ class TenantConfig(Section):
         description="Message templates by name.",
     )
     isolation: AvailableIsolation = Field(description="Isolation mode.")
+    retention_days: PositiveInt = Field(
+        description="Days the tenant's alert data is kept (undelivered notifications always are)."
+    )
 
 
 class UserConfig(Section):

@@ -134,3 +134,47 @@ def queue_stats(connection: sa.Connection) -> QueueStats:
         )
     ).scalar()
     return QueueStats(pending, dead, utc(oldest))
+
+
+def expire(
+    connection: sa.Connection, tenant_id: str, before: datetime, limit: int
+) -> tuple[int, int]:
+    """Delete up to ``limit`` of a tenant's groups last changed before ``before``; (deliveries,
+    groups) deleted.
+
+    A group with a pending notification (held by quota included) is kept whatever
+    its age: nothing accepted is ever lost to retention.
+    """
+    undelivered = sa.select(deliveries.c.group_hash).where(
+        deliveries.c.tenant_id == tenant_id,
+        deliveries.c.state == DeliveryState.PENDING.value,
+    )
+    hashes = list(
+        connection.execute(
+            sa.select(alert_groups.c.group_hash)
+            .where(
+                alert_groups.c.tenant_id == tenant_id,
+                alert_groups.c.updated_at < before,
+                alert_groups.c.group_hash.not_in(undelivered),
+            )
+            .order_by(alert_groups.c.updated_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if not hashes:
+        return 0, 0
+    removed = connection.execute(
+        deliveries.delete().where(
+            deliveries.c.tenant_id == tenant_id,
+            deliveries.c.group_hash.in_(hashes),
+            deliveries.c.state != DeliveryState.PENDING.value,
+        )
+    ).rowcount
+    groups = connection.execute(
+        alert_groups.delete().where(
+            alert_groups.c.tenant_id == tenant_id,
+            alert_groups.c.group_hash.in_(hashes),
+            alert_groups.c.group_hash.not_in(undelivered),
+        )
+    ).rowcount
+    return int(removed or 0), int(groups or 0)

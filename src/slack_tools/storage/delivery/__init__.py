@@ -14,13 +14,6 @@ most one send in flight for it, so a resolve never overtakes the post it edits.
 
 from __future__ import annotations
 
-from slack_tools.storage.delivery.acks import (
-    Acknowledged,
-    AckOutcome,
-    acknowledge,
-    acknowledgements_by,
-    forget_acknowledgements_by,
-)
 from slack_tools.storage.delivery.dispatch import (
     bury,
     claim,
@@ -36,7 +29,6 @@ from slack_tools.storage.delivery.ingest import (
     write_group,
 )
 from slack_tools.storage.delivery.model import (
-    Ack,
     ChannelWork,
     Claimed,
     DeadLetter,
@@ -61,9 +53,6 @@ from slack_tools.storage.delivery.operations import (
 )
 
 __all__ = [
-    "Ack",
-    "AckOutcome",
-    "Acknowledged",
     "ChannelWork",
     "Claimed",
     "DeadLetter",
@@ -76,13 +65,10 @@ __all__ = [
     "StoredGroup",
     "TargetWrite",
     "WriteOutcome",
-    "acknowledge",
-    "acknowledgements_by",
     "bury",
     "claim",
     "dead_letters",
     "expire",
-    "forget_acknowledgements_by",
     "forget_messages",
     "hold",
     "hold_unsent",

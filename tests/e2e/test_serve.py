@@ -147,7 +147,7 @@ def test_file_change_reloads_and_invalid_file_keeps_old_config(service: Running)
     assert rejected["active_hash"] == applied["active_hash"]
     errors = rejected["errors"]
     assert isinstance(errors, list)
-    assert any(f"{service.config_file}:9:3: monitoring.log_level:" in e for e in errors)
+    assert any(f"{service.config_file}:10:3: monitoring.log_level:" in e for e in errors)
     assert service.get("/health/ready").status_code == 200
     assert "slack_tools_config_last_reload_success 0.0" in service.get("/metrics").text
 

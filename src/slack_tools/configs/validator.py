@@ -274,11 +274,15 @@ def _production_storage(config: AppConfig, _: RuleContext) -> Iterable[tuple[Pat
 
 
 def _admin_tokens(config: AppConfig, _: RuleContext) -> Iterable[tuple[Path, str]]:
+    jwt = config.security.jwt
+    for key in ("jwks_file", "private_key_file"):
+        path = getattr(jwt, key)
+        if path is not None and not FilePath(path).is_file():
+            yield ("security", "jwt", key), f"{path}: no such file"
     # A shared secret signs as well as verifies: anyone who reads it can mint an admin
     # token. Outside dev the admin API trusts public keys unless told otherwise.
     if config.environment is EnvName.DEV or not config.security.admin_api:
         return
-    jwt = config.security.jwt
     if jwt.secret is not None and not jwt.allow_hs256:
         shared = (
             "HS256 (a shared secret) is refused outside dev: use jwks_file or jwks_url, "
@@ -310,6 +314,8 @@ RULE_NOTES: Mapping[tuple[str, ...], str] = {
     ("redis", "url"): "outside dev: no password inside the URL",
     ("data_dir",): "production: required",
     ("security", "jwt", "secret"): "outside dev: refused unless security.jwt.allow_hs256",
+    ("security", "jwt", "jwks_file"): "must be an existing file",
+    ("security", "jwt", "private_key_file"): "must be an existing file",
     ("security", "jwt", "jwks_url"): (
         "outside dev with security.admin_api: this, jwks_file or an allowed secret is required"
     ),

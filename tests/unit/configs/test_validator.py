@@ -943,7 +943,7 @@ def test_a_shared_jwt_secret_is_refused_outside_dev_unless_allowed(
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_the_admin_api_outside_dev_needs_a_verification_key(
-    environ: dict[str, str], master_keys: str, environment: str
+    tmp_path: Path, environ: dict[str, str], master_keys: str, environment: str
 ) -> None:
     """With the admin API on and no JWKS nor secret, staging and production refuse to start."""
     variables = {
@@ -958,8 +958,19 @@ def test_the_admin_api_outside_dev_needs_a_verification_key(
 
     off = {**variables, "SLACK_TOOLS__SECURITY__ADMIN_API": "false"}
     assert not load_config(off, files=[]).config.security.admin_api
-    with_file = {**variables, "SLACK_TOOLS__SECURITY__JWT__JWKS_FILE": "/etc/slack-tools/jwks.json"}
-    assert load_config(with_file, files=[]).config.security.jwt.jwks_file
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    with_file = {**variables, "SLACK_TOOLS__SECURITY__JWT__JWKS_FILE": str(jwks)}
+    assert load_config(with_file, files=[]).config.security.jwt.jwks_file == str(jwks)
+
+
+@pytest.mark.parametrize("key", ["JWKS_FILE", "PRIVATE_KEY_FILE"])
+def test_jwt_key_files_must_exist(tmp_path: Path, environ: dict[str, str], key: str) -> None:
+    """A JWKS or private key file that is not there is reported (a warning in dev)."""
+    missing = str(tmp_path / "nowhere.pem")
+    loaded = load_config({**environ, f"SLACK_TOOLS__SECURITY__JWT__{key}": missing}, files=[])
+    [warning] = [w for w in loaded.warnings if w.path == ("security", "jwt", key.lower())]
+    assert f"{missing}: no such file" in warning.message
 
 
 def test_a_short_jwt_secret_is_refused(environ: dict[str, str]) -> None:

@@ -434,6 +434,25 @@ def _context(text: str) -> dict[str, Any]:
 
 # --- the messages -------------------------------------------------------------------------------
 
+# The action id of the "Acknowledge" button; the interaction handler (service/interactions.py)
+# recognises the button by it.
+ACKNOWLEDGE_ACTION = "slack_tools.acknowledge"
+
+
+def _with_last_block(
+    message: SlackMessage, block: Mapping[str, Any], text_line: str | None = None
+) -> SlackMessage:
+    """``message`` with ``block`` last (taking the last block's place when full)."""
+    text = clip(f"{message.text}\n{text_line}", MAX_TEXT) if text_line else message.text
+    if message.attachments:
+        first, *others = message.attachments
+        blocks = [*cast("Sequence[Mapping[str, object]]", first.get("blocks", ()))]
+        blocks = [*blocks[: MAX_BLOCKS - 1], block]
+        attachment = {**first, "blocks": blocks, "fallback": text}
+        return SlackMessage(text=text, attachments=(attachment, *others))
+    blocks = [*message.blocks[: MAX_BLOCKS - 1], block]
+    return SlackMessage(text=text, blocks=tuple(blocks), attachments=message.attachments)
+
 
 def with_held_note(message: SlackMessage, t: Localizer, alerts: int) -> SlackMessage:
     """The message with a last line saying ``alerts`` were held back by the tenant's quota.
@@ -446,16 +465,35 @@ def with_held_note(message: SlackMessage, t: Localizer, alerts: int) -> SlackMes
         "%(count)s alerts were held back by this team's quota and are shown now",
         alerts,
     )
-    block = _context(f"⏳ {note}")
-    text = clip(f"{message.text}\n{note}", MAX_TEXT)
-    if message.attachments:
-        first, *others = message.attachments
-        blocks = [*cast("Sequence[Mapping[str, object]]", first.get("blocks", ()))]
-        blocks = [*blocks[: MAX_BLOCKS - 1], block]
-        attachment = {**first, "blocks": blocks, "fallback": text}
-        return SlackMessage(text=text, attachments=(attachment, *others))
-    blocks = [*message.blocks[: MAX_BLOCKS - 1], block]
-    return SlackMessage(text=text, blocks=tuple(blocks), attachments=message.attachments)
+    return _with_last_block(message, _context(f"⏳ {note}"), note)
+
+
+def with_acknowledge_button(message: SlackMessage, t: Localizer, value: str) -> SlackMessage:
+    """The message of a firing group with an "Acknowledge" button under it.
+
+    Added by code, after any template, so no tenant template can lose it. ``value`` comes
+    back in the interaction Slack sends when someone presses it.
+    """
+    button = {
+        "type": "button",
+        "action_id": ACKNOWLEDGE_ACTION,
+        "text": {"type": "plain_text", "text": clip(t.gettext("Acknowledge"), MAX_BUTTON)},
+        "style": "primary",
+        "value": value,
+    }
+    return _with_last_block(message, {"type": "actions", "elements": [button]})
+
+
+def with_acknowledgement(
+    message: SlackMessage, t: Localizer, by: str | None, at: datetime
+) -> SlackMessage:
+    """The message with a last line saying who acknowledged it, and when (reader's time)."""
+    when = t.slack_date(at)
+    if by is None:  # the person was erased; the fact remains
+        note = t.gettext("Acknowledged %(when)s") % {"when": when}
+    else:
+        note = t.gettext("Acknowledged by %(user)s %(when)s") % {"user": f"<@{by}>", "when": when}
+    return _with_last_block(message, _context(f"☑️ {note}"), note)
 
 
 def render_group(

@@ -24,7 +24,7 @@ from slack_tools import __version__
 from slack_tools.alerts.models import Source
 from slack_tools.configs.security.rbac import authorize, authorize_all_tenants, require_permission
 from slack_tools.errors import PayloadError, PermissionDenied, StorageError
-from slack_tools.service import problems, security_routes, tenant_routes
+from slack_tools.service import interactions, problems, security_routes, tenant_routes
 from slack_tools.service.admin_auth import (
     AdminDenied,
     ServiceDep,
@@ -369,7 +369,13 @@ def create_app(service: Service, *, grace_seconds: float | None = None) -> FastA
                 name=f"alerts_{source.value}",
             )
         )
-    for router in (health, admin, tenant_routes.router, security_routes.router):
+    for router in (
+        health,
+        admin,
+        tenant_routes.router,
+        interactions.router,
+        security_routes.router,
+    ):
         app.include_router(router)
     if service.fake is not None:
         app.mount(DEV_SLACK_PATH, create_fake_app(service.fake, with_page=True))

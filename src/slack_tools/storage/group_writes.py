@@ -37,6 +37,9 @@ _BUMP = """
     updated_at = :now
 """
 
+# For other writers that ask for a delivery to be sent again (acknowledgements).
+BUMP_DELIVERY = _BUMP
+
 SELECT_STATE = """
 SELECT state_hash, status, episode FROM alert_groups
 WHERE tenant_id = :tenant_id AND group_hash = :group_hash"""

@@ -151,11 +151,19 @@ deliveries = Table(
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     # Since when the tenant's quota holds this delivery back (None: not held).
     Column("held_at", DateTime(timezone=True), nullable=True),
+    # Who acknowledged the message ``acked_ts`` (a Slack user id) and when; it applies
+    # while that is still the group's message (``message_ts``), so a new episode's new
+    # message starts unacknowledged without anything to reset.
+    Column("acked_ts", String(32), nullable=True),
+    Column("acked_by", String(64), nullable=True),
+    Column("acked_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("tenant_id", "group_hash", "channel", name="uq_deliveries_target"),
 )
 Index("ix_deliveries_ready", deliveries.c.state, deliveries.c.available_at)
 Index("ix_deliveries_tenant_state", deliveries.c.tenant_id, deliveries.c.state)
+# An acknowledgement names its message by channel and ts.
+Index("ix_deliveries_message", deliveries.c.message_channel_id, deliveries.c.message_ts)
 
 # --- usage, for billing -----------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -15,9 +17,10 @@ from slack_tools.alerts.models import (
     alert_to_dict,
     group_meta,
 )
+from slack_tools.alerts.render import ACKNOWLEDGE_ACTION
 from slack_tools.configs.localization import Catalogs
 from slack_tools.service.dispatcher.planning import Action, Plan, plan_delivery
-from slack_tools.storage.delivery import Claimed, StoredGroup
+from slack_tools.storage.delivery import Ack, Claimed, StoredGroup
 from slack_tools.storage.delivery.ingest import ChangeReason, KnownState, classify_change
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -55,10 +58,19 @@ def claimed(
 
 
 def plan(
-    rows: list[Claimed], groups: dict[str, StoredGroup], *, replies: bool = True
+    rows: list[Claimed],
+    groups: dict[str, StoredGroup],
+    *,
+    replies: bool = True,
+    acknowledge: bool = False,
 ) -> Plan | None:
     return plan_delivery(
-        rows, groups, lambda locale: CATALOGS.localizer(locale, "UTC"), NOW, thread_replies=replies
+        rows,
+        groups,
+        lambda locale: CATALOGS.localizer(locale, "UTC"),
+        NOW,
+        thread_replies=replies,
+        acknowledge=acknowledge,
     )
 
 
@@ -135,8 +147,6 @@ def _texts(message: object) -> str:
 @pytest.mark.parametrize("names", [["A"], ["A", "B", "C"]], ids=["post", "digest"])
 def test_deliveries_held_by_the_quota_say_how_many_alerts_waited(names: list[str]) -> None:
     """Only held deliveries count; the note closes the message, in the reader's language."""
-    from dataclasses import replace  # noqa: PLC0415 - only here
-
     groups = {name: stored(name) for name in names}
     rows = [
         replace(claimed(n), id=i, held_at=NOW if n != "C" else None) for i, n in enumerate(names)
@@ -159,3 +169,76 @@ def test_nothing_is_said_of_deliveries_that_were_not_held() -> None:
     decided = plan([claimed("A")], {"A": stored("A")})
     assert decided is not None
     assert "held back" not in _texts(decided.message)
+
+
+def _buttons(decided: Plan | None) -> list[dict[str, Any]]:
+    assert decided is not None
+    attachments: Any = decided.message.payload()["attachments"]
+    blocks: list[dict[str, Any]] = attachments[0]["blocks"]
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def _acknowledge_buttons(decided: Plan | None) -> list[dict[str, Any]]:
+    return [b for b in _buttons(decided) if b["action_id"] == ACKNOWLEDGE_ACTION]
+
+
+@pytest.mark.parametrize(
+    ("row", "status", "shown"),
+    [
+        (claimed("A"), "firing", True),
+        (claimed("A", ts="1.1", episode=1, kind="group"), "firing", True),
+        (claimed("A", ts="1.1", episode=1, kind="group"), "resolved", False),
+    ],
+    ids=["post", "edit-while-firing", "resolved"],
+)
+def test_a_firing_groups_message_carries_the_acknowledge_button(
+    row: Claimed, status: str, shown: bool
+) -> None:
+    """The button names the tenant; a resolved group has nothing left to acknowledge."""
+    decided = plan([row], {"A": stored("A", status)}, acknowledge=True)
+    buttons = _acknowledge_buttons(decided)
+    assert bool(buttons) is shown
+    if shown:
+        assert buttons[0]["value"] == "acme"
+        assert buttons[0]["text"] == {"type": "plain_text", "text": "Acknowledge"}
+
+
+def test_no_button_without_interactivity_nor_on_a_digest() -> None:
+    """No signing secret, no button (no press could be verified); a digest has none."""
+    assert _acknowledge_buttons(plan([claimed("A")], {"A": stored("A")})) == []
+    groups = {name: stored(name) for name in ("A", "B")}
+    rows = [replace(claimed(n), id=i) for i, n in enumerate(groups)]
+    assert _acknowledge_buttons(plan(rows, groups, acknowledge=True)) == []
+
+
+@pytest.mark.parametrize("status", ["firing", "resolved"])
+def test_an_acknowledged_message_says_who_and_when_instead_of_the_button(status: str) -> None:
+    """In the message's language, with Slack's date token so each reader sees their time."""
+    row = replace(
+        claimed("A", ts="1.1", episode=1, kind="group"),
+        locale="de_DE",
+        ack=Ack("U0ADA", NOW),
+    )
+    decided = plan([row], {"A": stored("A", status)}, acknowledge=True)
+    assert _acknowledge_buttons(decided) == []
+    assert decided is not None
+    text = _texts(decided.message)
+    assert f"Bestätigt von <@U0ADA> <!date^{int(NOW.timestamp())}^" in text
+    assert "Bestätigt von <@U0ADA>" in decided.message.text
+
+
+def test_an_erased_acknowledger_leaves_the_fact_without_the_name() -> None:
+    row = replace(claimed("A", ts="1.1", episode=1, kind="group"), ack=Ack(None, NOW))
+    decided = plan([row], {"A": stored("A")}, acknowledge=True)
+    text = _texts(decided.message if decided else None)
+    assert "Acknowledged <!date^" in text
+    assert "<@" not in text
+
+
+def test_a_new_post_does_not_carry_an_older_messages_acknowledgement() -> None:
+    """Fired again after the acknowledged episode: a new message, with the button again."""
+    row = replace(claimed("A", ts="1.1", episode=1, kind="group"), ack=Ack("U0ADA", NOW))
+    decided = plan([row], {"A": stored("A", episode=2)}, acknowledge=True)
+    assert decided is not None
+    assert decided.action is Action.POST
+    assert len(_acknowledge_buttons(decided)) == 1

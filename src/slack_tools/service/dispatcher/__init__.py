@@ -384,6 +384,8 @@ class Dispatcher:
             thread_replies=self.runtime.config.delivery.thread_replies,
             engine=self.templates,
             templates=tenant.templates,
+            # Without a signing secret no press of the button could be verified.
+            acknowledge=self.runtime.config.slack.signing_secret is not None,
         )
 
     async def _send(

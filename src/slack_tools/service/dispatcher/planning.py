@@ -9,7 +9,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from slack_tools.alerts.models import SlackMessage, Status, group_from_stored
-from slack_tools.alerts.render import render_digest, render_group, render_reply, with_held_note
+from slack_tools.alerts.render import (
+    render_digest,
+    render_group,
+    render_reply,
+    with_acknowledge_button,
+    with_acknowledgement,
+    with_held_note,
+)
 from slack_tools.configs.localization import Localizer
 from slack_tools.configs.schema import AppConfig
 from slack_tools.configs.templates import TemplateEngine
@@ -67,13 +74,16 @@ def plan_delivery(
     thread_replies: bool,
     engine: TemplateEngine | None = None,
     templates: Mapping[str, str] | None = None,
+    acknowledge: bool = False,
 ) -> Plan | None:
     """What to send for a channel's claimed deliveries (pure: no I/O, ``now`` given).
 
     Several at once make a digest. One makes a new post (first message of this episode),
     an edit of its message, or a reply in the digest that holds it. ``templates`` are
     the tenant's own, tried before ``engine``'s. Deliveries the tenant's quota held back
-    get a last line saying how many alerts waited.
+    get a last line saying how many alerts waited. With ``acknowledge`` (Slack
+    interactivity configured), a group's own message carries an "Acknowledge" button
+    while it fires, and says who acknowledged it once someone has.
     """
     plan = _plan(
         claimed,
@@ -86,10 +96,25 @@ def plan_delivery(
     )
     if plan is None:
         return None
+    t = localizer(plan.rows[0].locale)
     held = sum(len(stored[row.group_hash].alerts) for row in plan.rows if row.held_at)
-    if not held:
-        return plan
-    return replace(plan, message=with_held_note(plan.message, localizer(plan.rows[0].locale), held))
+    if held:
+        plan = replace(plan, message=with_held_note(plan.message, t, held))
+    if acknowledge and plan.action in (Action.POST, Action.UPDATE):
+        plan = replace(plan, message=_acknowledgement(plan, stored, t))
+    return plan
+
+
+def _acknowledgement(
+    plan: Plan, stored: Mapping[str, outbox.StoredGroup], t: Localizer
+) -> SlackMessage:
+    row = plan.rows[0]
+    # A new post is a new message: an acknowledgement of the previous one does not carry over.
+    if row.ack is not None and plan.action is Action.UPDATE:
+        return with_acknowledgement(plan.message, t, row.ack.by, row.ack.at)
+    if stored[row.group_hash].status == Status.FIRING.value:
+        return with_acknowledge_button(plan.message, t, row.tenant_id)
+    return plan.message
 
 
 def _plan(

@@ -14,6 +14,13 @@ most one send in flight for it, so a resolve never overtakes the post it edits.
 
 from __future__ import annotations
 
+from slack_tools.storage.delivery.acks import (
+    Acknowledged,
+    AckOutcome,
+    acknowledge,
+    acknowledgements_by,
+    forget_acknowledgements_by,
+)
 from slack_tools.storage.delivery.dispatch import (
     bury,
     claim,
@@ -29,6 +36,7 @@ from slack_tools.storage.delivery.ingest import (
     write_group,
 )
 from slack_tools.storage.delivery.model import (
+    Ack,
     ChannelWork,
     Claimed,
     DeadLetter,
@@ -53,6 +61,9 @@ from slack_tools.storage.delivery.operations import (
 )
 
 __all__ = [
+    "Ack",
+    "AckOutcome",
+    "Acknowledged",
     "ChannelWork",
     "Claimed",
     "DeadLetter",
@@ -65,10 +76,13 @@ __all__ = [
     "StoredGroup",
     "TargetWrite",
     "WriteOutcome",
+    "acknowledge",
+    "acknowledgements_by",
     "bury",
     "claim",
     "dead_letters",
     "expire",
+    "forget_acknowledgements_by",
     "forget_messages",
     "hold",
     "hold_unsent",

@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from slack_tools.storage.delivery.model import (
+    Ack,
     ChannelWork,
     Claimed,
     DeliveryState,
@@ -107,6 +108,9 @@ def claim(
                 deliveries.c.pending_since,
                 deliveries.c.available_at,
                 deliveries.c.held_at,
+                deliveries.c.acked_ts,
+                deliveries.c.acked_by,
+                deliveries.c.acked_at,
             )
         )
     )
@@ -126,6 +130,9 @@ def claim(
             r.message_episode,
             utc(r.pending_since),
             utc(r.held_at),
+            Ack(r.acked_by, utc(r.acked_at))
+            if r.acked_ts is not None and r.acked_ts == r.message_ts and r.acked_at is not None
+            else None,
         )
         for r in rows
     ]

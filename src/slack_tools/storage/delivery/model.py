@@ -83,6 +83,15 @@ class Claimed:
     message_episode: int | None
     pending_since: datetime | None
     held_at: datetime | None = None  # held back by the tenant's quota since then
+    ack: Ack | None = None  # the acknowledgement of the current message, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Someone acknowledged the message: ``by`` a Slack user id (None once erased)."""
+
+    by: str | None
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Structured logs (JSON or console) that never carry a secret.
 
 Everything goes through structlog, the standard library's loggers too (uvicorn,
-SQLAlchemy), so one set of processors — redaction last before rendering — sees
-every line.
+SQLAlchemy), so one set of processors — personal data of ``@gdpr_compliant`` calls
+masked, then secrets redacted, last before rendering — sees every line.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 from pydantic import SecretBytes, SecretStr
+
+from slack_tools.configs.security.gdpr import mask_personal_data
 
 # Credentials with a recognisable shape are scrubbed even when nobody told us the value:
 # Slack tokens, this service's tenant API keys, JWTs (three base64url parts, the first
@@ -100,6 +102,7 @@ def configure_logging(level: str, fmt: str, *, secrets: Iterable[str] = ()) -> N
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                mask_personal_data,
                 scrubber,
                 renderer,
             ],

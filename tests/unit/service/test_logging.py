@@ -110,3 +110,24 @@ def test_authorization_header_values_and_secret_objects_are_scrubbed() -> None:
         "basic": f"Basic {REDACTED}",
         "value": REDACTED,
     }
+
+
+def test_personal_data_of_gdpr_calls_is_masked_in_the_service_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a @gdpr_compliant function was given about a person never reaches a log line."""
+    from slack_tools.configs.security.gdpr import MASK, gdpr_compliant  # noqa: PLC0415
+
+    @gdpr_compliant
+    def greet(user_id: str, email: str) -> None:
+        structlog.get_logger("test").warning("greeting", who=user_id, note=f"mail to {email}")
+        logging.getLogger("test.stdlib").warning("sent to %s", email)
+
+    configure_logging("INFO", "json")
+    greet("U0PERSON42", "ada@example.org")
+    structlog.get_logger("test").warning("after", who="U0PERSON42")
+    lines = capsys.readouterr().err.splitlines()
+    inside, after = lines[:2], lines[2:]
+    assert all("U0PERSON42" not in line and "ada@example.org" not in line for line in inside)
+    assert all(MASK in line for line in inside)
+    assert any("U0PERSON42" in line for line in after), "only inside the call is masked"

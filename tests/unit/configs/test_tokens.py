@@ -459,6 +459,25 @@ def test_dev_generates_one_secret_in_the_data_directory(tmp_path: Path) -> None:
     assert path.read_text() == first
 
 
+def test_processes_starting_at_once_share_one_dev_secret(tmp_path: Path) -> None:
+    """Concurrent first uses agree on one secret and leave no draft file behind."""
+    barrier = threading.Barrier(8)
+    found: list[str] = []
+
+    def first_use() -> None:
+        barrier.wait()
+        found.append(dev_secret(tmp_path).get_secret_value())
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 8
+    assert len(set(found)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [DEV_SECRET_FILE]
+
+
 # --- JWKS URL ---------------------------------------------------------------------------------
 
 

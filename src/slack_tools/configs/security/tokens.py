@@ -126,14 +126,19 @@ def dev_secret(data_dir: str | Path) -> SecretStr:
     """
     path = Path(data_dir).expanduser() / DEV_SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: of two processes starting at once, one writes and both read its secret.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
+    if not path.exists():
+        # Written aside then linked into place: of two processes starting at once, one
+        # links its secret and both read it, never a half-written file.
+        draft = path.with_name(f".{DEV_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     text = path.read_text(encoding="ascii").strip()
     if len(text) < 32:  # noqa: PLR2004 - RFC 7518 §3.2, as the schema checks
         raise ConfigError(f"{path}: the dev JWT secret is shorter than 32 bytes; delete it.")

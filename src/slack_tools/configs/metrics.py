@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from slack_tools.configs.cache_manager import CacheManager
 from slack_tools.configs.runtime import ConfigRuntime
 
 MetricT = TypeVar("MetricT", Counter, Histogram, Gauge)
@@ -67,6 +68,76 @@ class ConfigCollector(Collector):
         )
         info.add_metric([self.runtime.config.environment.value, status.active_hash[:12]], 1.0)
         yield info
+
+
+class CacheCollector(Collector):
+    """The cache's counts and the state of its Redis tier, read at scrape time."""
+
+    def __init__(self, cache: CacheManager) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.cache.stats.snapshot()
+        events = CounterMetricFamily(
+            "slack_tools_cache_events",
+            "Cache lookups and what became of them (hit, stale_hit, miss, coalesced, "
+            "eviction, invalidation_received, error), by namespace, tier and tenant class.",
+            labels=["namespace", "tier", "event", "tenant_class"],
+        )
+        lookups: dict[str, list[int]] = {}
+        for (namespace, tier, event, tenant_class), count in sorted(counts.items()):
+            events.add_metric([namespace, tier, event, tenant_class], count)
+            if tier == "l1" and event in {"hit", "stale_hit", "miss"}:
+                seen = lookups.setdefault(namespace, [0, 0])
+                seen[0] += count if event != "miss" else 0
+                seen[1] += count
+        yield events
+        ratio = GaugeMetricFamily(
+            "slack_tools_cache_hit_ratio",
+            "Share of lookups served from process memory since start, by namespace.",
+            labels=["namespace"],
+        )
+        for namespace, (hits, total) in sorted(lookups.items()):
+            ratio.add_metric([namespace], hits / total if total else 0.0)
+        yield ratio
+        core = self.cache.core
+        if core.has_redis:
+            yield GaugeMetricFamily(
+                "slack_tools_cache_redis_available",
+                "1 while the cache's Redis tier is in use, 0 while its breaker keeps it off.",
+                value=1.0 if core.redis is None or core.redis.is_available else 0.0,
+            )
+            yield GaugeMetricFamily(
+                "slack_tools_cache_invalidation_channel_up",
+                "1 while this instance receives the other instances' cache invalidations.",
+                value=1.0 if core.channel_up else 0.0,
+            )
+
+
+CACHE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1)
+
+
+class CacheMetrics:
+    """The cache's latency per tier (L2, L3 and loaders; an L1 hit is not timed: timing
+    would cost as much as the hit) and its collector."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self.latency = Histogram(
+            "slack_tools_cache_latency_seconds",
+            "Time of one cache read below process memory, by tier and tenant class.",
+            ["tier", "tenant_class"],
+            buckets=CACHE_BUCKETS,
+            registry=registry,
+        )
+        self._latency_of = Children(self.latency)
+
+    def observe(self, tier: str, tenant_class: str, seconds: float) -> None:
+        self._latency_of(tier, tenant_class or "none").observe(seconds)
+
+    def watch(self, cache: CacheManager) -> None:
+        """Export ``cache``'s counts on this registry."""
+        self._registry.register(CacheCollector(cache))
 
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

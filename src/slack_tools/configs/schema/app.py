@@ -314,15 +314,59 @@ class SecurityConfig(Section):
 
 class CacheConfig(Section):
     l1_max_entries: PositiveInt = Field(
-        10_000, description="Entries kept in process memory (today: effective configurations)."
+        10_000, description="Entries kept in process memory, per namespace of the cache."
     )
     l1_max_bytes: PositiveInt = Field(
-        64 * 1024 * 1024, description="Bytes kept in process memory (not used yet: cache manager)."
+        64 * 1024 * 1024, description="Bytes kept in process memory, per namespace of the cache."
+    )
+    l1_policy: Literal["lru", "lfu", "ttl"] = Field(
+        "lru",
+        description=(
+            "What process memory drops first when full: least recently used, least "
+            "frequently used, or the soonest to expire."
+        ),
     )
     default_ttl_seconds: PositiveFloat = Field(
         300.0,
-        description="Lifetime of a cached value (not used yet: cache manager).",
+        description="Lifetime of a cached value when the caller gives none.",
         json_schema_extra=runtime(),
+    )
+    min_ttl_seconds: PositiveFloat = Field(
+        30.0, description="Shortest lifetime smart TTL gives a value that keeps changing."
+    )
+    max_ttl_seconds: PositiveFloat = Field(
+        3600.0, description="Longest lifetime smart TTL gives a value that never changes."
+    )
+    ttl_jitter: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of a lifetime taken off at random, so hot keys expire apart.",
+    )
+    stale_seconds: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "After its lifetime a value is still served this long while one caller "
+            "reloads it (stale-while-revalidate)."
+        ),
+    )
+    l1_stale_seconds: PositiveFloat = Field(
+        5.0,
+        description=(
+            "Longest time process memory keeps a value while the Redis invalidation "
+            "channel is down: bounds how stale another instance's change can be seen."
+        ),
+    )
+    compress_min_bytes: PositiveInt = Field(
+        1024, description="Values sent to Redis or disk are compressed (zstd) from this size."
+    )
+    persistent: bool = Field(
+        True,
+        description="Keep a disk tier (SQLite file cache.sqlite3 in the data directory).",
+    )
+    persistent_max_entries: PositiveInt = Field(
+        100_000, description="Entries kept in the disk tier; the oldest writes go first."
     )
 
 

@@ -123,8 +123,10 @@ class TenantConfig(Section):
         description="Message templates by name.",
     )
     isolation: AvailableIsolation = Field(description="Isolation mode.")
+    # A default of its own too, so a TenantConfig built in code (tests, tools) needs none.
     retention_days: PositiveInt = Field(
-        description="Days the tenant's alert data is kept (undelivered notifications always are)."
+        30,
+        description="Days the tenant's alert data is kept (undelivered notifications always are).",
     )
 
 

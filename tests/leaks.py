@@ -11,7 +11,7 @@ test runs, the guard looks at:
 - every HTTP response read through httpx — the ASGI test clients and the real servers of
   the end-to-end tests alike — headers and body;
 - every CLI run through Typer's ``CliRunner``: its output and the exception it ended with;
-- every audit entry written (see ``audit_entry_seen``), once the audit trail records them.
+- every audit entry appended to the trail (its fields, diff and error included).
 
 A test that shows a secret on purpose (``config decrypt`` prints the value it was asked
 for) says so with ``@pytest.mark.reveals_secrets("why")``.
@@ -19,6 +19,7 @@ for) says so with ``@pytest.mark.reveals_secrets("why")``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -27,6 +28,8 @@ import httpx
 import pytest
 import structlog
 from typer.testing import CliRunner
+
+from slack_tools.storage import audit as audit_store
 
 _SHORTEST = 6  # shorter values would match ordinary words; no real secret is this short
 
@@ -88,20 +91,9 @@ def _event_watcher(guard: SecretGuard) -> Any:
     return watch
 
 
-@pytest.fixture(autouse=True)
-def secret_guard(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[SecretGuard]:
-    """Fail the test if any tracked secret reached a log, a response, CLI output or the audit."""
-    guard = SecretGuard()
-    guard.enabled = request.node.get_closest_marker("reveals_secrets") is None
-
-    watcher = _RecordWatcher(guard)
-    logging.getLogger().addHandler(watcher)
-
-    # structlog: watch the events whatever configuration a test installs, first in line.
+def _watch_structlog(guard: SecretGuard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Watch structlog events whatever configuration a test installs, first in line."""
     original_configure = structlog.configure
-    saved = structlog.get_config()
 
     def configure(*args: Any, **kwargs: Any) -> None:
         processors = kwargs.get("processors")
@@ -110,10 +102,11 @@ def secret_guard(
         original_configure(*args, **kwargs)
 
     monkeypatch.setattr(structlog, "configure", configure)
-    current = structlog.get_config()["processors"]
-    structlog.configure(processors=list(current))
+    structlog.configure(processors=list(structlog.get_config()["processors"]))
 
-    def response_seen(response: httpx.Response) -> None:
+
+def _watch_http(guard: SecretGuard, monkeypatch: pytest.MonkeyPatch) -> None:
+    def seen(response: httpx.Response) -> None:
         where = f"HTTP response to {response.request.method} {response.request.url.path}"
         guard.check(str(dict(response.headers)), where)
         try:
@@ -127,17 +120,19 @@ def secret_guard(
 
     def send(self: httpx.Client, *args: Any, **kwargs: Any) -> httpx.Response:
         response = original_send(self, *args, **kwargs)
-        response_seen(response)
+        seen(response)
         return response
 
     async def async_send(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
         response = await original_async_send(self, *args, **kwargs)
-        response_seen(response)
+        seen(response)
         return response
 
     monkeypatch.setattr(httpx.Client, "send", send)
     monkeypatch.setattr(httpx.AsyncClient, "send", async_send)
 
+
+def _watch_cli(guard: SecretGuard, monkeypatch: pytest.MonkeyPatch) -> None:
     original_invoke = CliRunner.invoke
 
     def invoke(self: CliRunner, *args: Any, **kwargs: Any) -> Any:
@@ -148,10 +143,39 @@ def secret_guard(
         return result
 
     monkeypatch.setattr(CliRunner, "invoke", invoke)
+
+
+def _watch_audit(guard: SecretGuard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every writer of the audit trail appends through this one function."""
+    original_append = audit_store.append
+
+    def append(connection: Any, draft: audit_store.Draft, **kwargs: Any) -> Any:
+        entry = dataclasses.replace(draft, identities={})  # the erasable mapping, not the entry
+        guard.check(repr(entry), f"audit entry {draft.action}")
+        return original_append(connection, draft, **kwargs)
+
+    monkeypatch.setattr(audit_store, "append", append)
+
+
+@pytest.fixture(autouse=True)
+def secret_guard(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SecretGuard]:
+    """Fail the test if any tracked secret reached a log, a response, CLI output or the audit."""
+    guard = SecretGuard()
+    guard.enabled = request.node.get_closest_marker("reveals_secrets") is None
+    watcher = _RecordWatcher(guard)
+    logging.getLogger().addHandler(watcher)
+    saved = structlog.get_config()
+    _watch_structlog(guard, monkeypatch)
+    _watch_http(guard, monkeypatch)
+    _watch_cli(guard, monkeypatch)
+    _watch_audit(guard, monkeypatch)
     try:
         yield guard
     finally:
         logging.getLogger().removeHandler(watcher)
-        original_configure(**saved)
+        monkeypatch.undo()  # structlog.configure is the library's own again before restoring
+        structlog.configure(**saved)
     if guard.leaks:
         raise SecretLeakError("a secret leaked:\n" + "\n".join(guard.leaks[:5]))

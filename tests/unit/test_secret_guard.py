@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import httpx
+import pytest
+import sqlalchemy as sa
 import structlog
 import typer
 from starlette.types import Receive, Scope, Send
@@ -72,3 +74,28 @@ def test_cli_output_is_seen(secret_guard: SecretGuard) -> None:
     found, secret_guard.leaks = secret_guard.leaks, []
     assert len(found) == 1
     assert found[0].startswith("CLI output")
+
+
+def test_audit_entries_are_seen(secret_guard: SecretGuard) -> None:
+    """What goes into the trail counts, whoever appends it."""
+    from slack_tools.storage import audit as audit_store  # noqa: PLC0415 - patched by the guard
+
+    secret_guard.track(SECRET)
+    draft = audit_store.Draft(
+        action="test.leak",
+        actor="system",
+        actor_kind="system",
+        target=f"token {SECRET}",
+        tenant_id="",
+        subject="",
+        outcome=audit_store.Outcome.SUCCESS,
+        error="",
+        correlation_id="",
+        diff={},
+        identities={},
+    )
+    engine = sa.create_engine("sqlite://")
+    with pytest.raises(sa.exc.SQLAlchemyError), engine.begin() as connection:
+        audit_store.append(connection, draft)  # no such table: only the check matters here
+    found, secret_guard.leaks = secret_guard.leaks, []
+    assert [leak.split(":")[0] for leak in found] == ["audit entry test.leak"]

@@ -376,6 +376,25 @@ def user_document_keys(
     ]
 
 
+def user_values(
+    connection: sa.Connection, user_id: str, key: str, tenant_id: str | None = None
+) -> list[str]:
+    """The string values of top-level ``key`` in the current versions of a user's documents."""
+    current = (
+        sa.select(config_versions.c.content)
+        .join(config_documents, config_documents.c.id == config_versions.c.document_id)
+        .where(
+            config_documents.c.scope == Scope.USER.value,
+            config_documents.c.user_id == user_id,
+            config_versions.c.version == config_documents.c.current_version,
+        )
+    )
+    if tenant_id is not None:
+        current = current.where(config_documents.c.tenant_id == tenant_id)
+    found = (content.get(key) for content in connection.execute(current).scalars())
+    return [value for value in found if isinstance(value, str) and value]
+
+
 def erase_user_documents(
     connection: sa.Connection, user_id: str, tenant_id: str | None = None
 ) -> dict[str, int]:

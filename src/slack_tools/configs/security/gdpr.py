@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from slack_tools.configs.security.audit import AuditLog
 from slack_tools.storage import audit as audit_store
+from slack_tools.storage import delivery as outbox
 from slack_tools.storage import documents as document_store
 from slack_tools.storage.database import write_transaction
 from slack_tools.storage.documents import DocumentStore
@@ -271,8 +272,43 @@ class UserDocuments:
         return document_store.erase_user_documents(connection, user_id, tenant_id)
 
 
-# Add a store here to have it exported and erased (the acknowledgements table, when it exists).
-PERSONAL_DATA: list[PersonalData] = [UserDocuments()]
+@dataclass(frozen=True)
+class Acknowledgements:
+    """Who pressed "Acknowledge" under an alert message, by their Slack user id.
+
+    A person is known by their user id and by the Slack user id of their preferences,
+    so this store is visited before their documents are erased.
+    """
+
+    name: str = "acknowledgements"
+
+    def _identities(
+        self, connection: sa.Connection, user_id: str, tenant_id: str | None
+    ) -> list[str]:
+        slack_ids = document_store.user_values(connection, user_id, "slack_user_id", tenant_id)
+        return sorted({user_id, *slack_ids})
+
+    def export(self, connection: sa.Connection, user_id: str, tenant_id: str | None) -> Any:
+        return [
+            ack
+            for identity in self._identities(connection, user_id, tenant_id)
+            for ack in outbox.acknowledgements_by(connection, identity)
+            if tenant_id is None or ack["tenant"] == tenant_id
+        ]
+
+    def erase(
+        self, connection: sa.Connection, user_id: str, tenant_id: str | None
+    ) -> Mapping[str, int]:
+        erased = sum(
+            outbox.forget_acknowledgements_by(connection, identity, tenant_id)
+            for identity in self._identities(connection, user_id, tenant_id)
+        )
+        return {"acknowledgements": erased}
+
+
+# Add a store here to have it exported and erased; a store that finds the person through
+# their preferences comes before UserDocuments, which deletes those.
+PERSONAL_DATA: list[PersonalData] = [Acknowledgements(), UserDocuments()]
 
 
 @dataclass(frozen=True)

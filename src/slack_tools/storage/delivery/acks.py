@@ -97,9 +97,12 @@ def acknowledgements_by(connection: sa.Connection, user: str) -> list[dict[str, 
     ]
 
 
-def forget_acknowledgements_by(connection: sa.Connection, user: str) -> int:
-    """Erase ``user`` from every acknowledgement (GDPR erasure): the fact stays, the who goes."""
-    result = connection.execute(
-        deliveries.update().where(deliveries.c.acked_by == user).values(acked_by=None)
-    )
-    return result.rowcount or 0
+def forget_acknowledgements_by(
+    connection: sa.Connection, user: str, tenant_id: str | None = None
+) -> int:
+    """Erase ``user`` from their acknowledgements (in one tenant, or all): the fact stays,
+    the who goes (GDPR erasure)."""
+    statement = deliveries.update().where(deliveries.c.acked_by == user)
+    if tenant_id is not None:
+        statement = statement.where(deliveries.c.tenant_id == tenant_id)
+    return connection.execute(statement.values(acked_by=None)).rowcount or 0

@@ -29,6 +29,7 @@ from slack_tools.alerts import sources
 from slack_tools.alerts.models import Source
 from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.security import new_api_key
+from slack_tools.configs.security.audit import AuditLog
 from slack_tools.service.app import create_app
 from slack_tools.service.container import Service, build_service
 from slack_tools.service.ingest import group_merger
@@ -1116,6 +1117,9 @@ async def test_replay_by_id_queues_the_dead_letter_again(harness: Harness) -> No
     assert [d["id"] for d in listed.json()["dead_letters"]] == [kept]
     again = await admin(harness, "POST", "/admin/deadletters/replay", {"ids": [dead]})
     assert again.json() == {"replayed": 0}
+    entries = AuditLog.of(harness.runtime).list(action="deadletters.replay")
+    assert [e.diff["replayed"] for e in reversed(entries)] == [1, 0]
+    assert {e.actor_kind for e in entries} == {"token"}
 
 
 async def test_replay_by_tenant_touches_only_that_tenant(harness: Harness) -> None:

@@ -8,7 +8,6 @@ import functools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from starlette.routing import Route
 
 from slack_tools import __version__
 from slack_tools.alerts.models import Source
+from slack_tools.configs.security.audit import AuditLog, replay_dead_letters
 from slack_tools.configs.security.rbac import authorize, authorize_all_tenants, require_permission
 from slack_tools.errors import PayloadError, PermissionDenied, StorageError
 from slack_tools.service import interactions, problems, security_routes, tenant_routes
@@ -324,16 +324,9 @@ async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
     """Queue dead letters again (by id, by tenant, or all)."""
     _scope_of("alerts.replay", body.tenant)
 
-    def write() -> int:
-        with service.database.transaction() as connection:
-            return outbox.replay(
-                connection,
-                ALL_TENANTS if body.tenant is None else body.tenant,
-                now=datetime.now(UTC),
-                ids=body.ids,
-            )
-
-    count = await asyncio.to_thread(write)
+    scope = ALL_TENANTS if body.tenant is None else body.tenant
+    log = AuditLog.of(service.runtime)
+    count = await asyncio.to_thread(replay_dead_letters, log, scope, ids=body.ids)
     service.dispatcher.wake()
     return {"replayed": count}
 

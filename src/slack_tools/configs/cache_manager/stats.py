@@ -45,16 +45,17 @@ class CacheStats:
         self.l2_available = True
 
     def add(self, namespace: str, tier: Tier, event: Event, tenant_class: str, n: int = 1) -> None:
-        key = (namespace, tier.value, event.value, tenant_class or "none")
-        with self._lock:
-            self._counts[key] += n
+        # No lock on this path (it runs on every L1 hit): two threads bumping one count
+        # at the same instant may lose one increment, never add one.
+        self._counts[namespace, tier, event, tenant_class or "none"] += n
 
     def snapshot(self) -> dict[tuple[str, str, str, str], int]:
         with self._lock:
-            return dict(self._counts)
+            return {
+                (namespace, str(tier), str(event), tenant_class): n
+                for (namespace, tier, event, tenant_class), n in list(self._counts.items())
+            }
 
     def count(self, tier: Tier, event: Event) -> int:
         """Sum over namespaces and tenant classes (tests and the benchmark)."""
-        return sum(
-            n for (_, t, e, _), n in self.snapshot().items() if t == tier.value and e == event.value
-        )
+        return sum(n for (_, t, e, _), n in self.snapshot().items() if t == tier and e == event)

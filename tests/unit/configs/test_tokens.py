@@ -34,7 +34,12 @@ from tests.helpers import TEST_JWT_SECRET, assert_no_secret
 
 ISSUER = "slack-tools"
 AUDIENCE = "slack-tools-admin"
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # for lifetimes of an hour; times near a limit use soon()
+
+
+def soon(delta: timedelta) -> datetime:
+    """Now plus ``delta``, taken when the token is made (a test may start long after import)."""
+    return datetime.now(UTC) + delta
 
 
 def b64(data: bytes) -> str:
@@ -181,8 +186,8 @@ def test_a_tampered_payload_is_refused() -> None:
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        ({"exp": NOW - timedelta(minutes=5)}, "expired"),
-        ({"nbf": NOW + timedelta(minutes=5)}, "not valid yet"),
+        ({"exp": timedelta(minutes=-5)}, "expired"),
+        ({"nbf": timedelta(minutes=5)}, "not valid yet"),
         ({"aud": "another-service"}, "audience"),
         ({"iss": "https://evil.example"}, "issuer"),
         ({"exp": None}, "'exp'"),
@@ -209,12 +214,13 @@ def test_a_tampered_payload_is_refused() -> None:
 )
 def test_invalid_claims_are_refused(changes: dict[str, Any], fragment: str) -> None:
     """Time, audience, issuer and the required claims are checked, each with its own reason."""
-    assert fragment in refusal(hs_config(), hs_token(claims(**changes)))
+    timed = {k: soon(v) if isinstance(v, timedelta) else v for k, v in changes.items()}
+    assert fragment in refusal(hs_config(), hs_token(claims(**timed)))
 
 
 def test_clock_skew_within_the_leeway_is_accepted() -> None:
     """A token expired 10 s ago passes with the default 30 s leeway, not with 0."""
-    token = hs_token(claims(exp=NOW - timedelta(seconds=10)))
+    token = hs_token(claims(exp=soon(timedelta(seconds=-10))))
     verifier = build_verifier(hs_config())
     assert verifier is not None
     assert verifier.verify(token).id == "alice"

@@ -24,6 +24,7 @@ from slack_tools.configs.quotas import (
     RedisQuotaCounter,
 )
 from slack_tools.configs.schema import AppConfig
+from slack_tools.configs.security.tokens import hmac_secret
 from slack_tools.configs.templates import TemplateEngine, TemplateFallback
 from slack_tools.errors import SlackToolsError
 from slack_tools.service import retention
@@ -170,7 +171,8 @@ def known_secrets(runtime: ConfigRuntime) -> list[str]:
     values = [
         config.slack.bot_token,
         config.slack.signing_secret,
-        config.security.jwt.secret,
+        # The secret admin tokens are checked with: configured, or dev's generated one.
+        hmac_secret(config) if config.security.admin_api else config.security.jwt.secret,
         config.database.password,
         config.redis.password,
         runtime.environment.master_keys,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import structlog
 
 from slack_tools.configs import documents, security
+from slack_tools.configs.cache_manager import MISSING, CacheManager, CacheNamespace, Event, Tier
 from slack_tools.configs.config_loader import (
     Layer,
     LoadedConfig,
@@ -65,6 +66,20 @@ Outcome = Literal["never", "applied", "unchanged", "rejected"]
 # How far back each poll looks beyond the previous one: covers writers whose clock is
 # behind ours and transactions that committed a while after they stamped ``updated_at``.
 POLL_OVERLAP = timedelta(seconds=60)
+
+# The cache namespace of effective views: process memory only (views hold decrypted
+# secrets and live objects), tagged by tenant.
+EFFECTIVE_NAMESPACE = "effective_config"
+
+
+def effective_key(tenant_id: str, user_id: str | None) -> str:
+    """The cache key of a tenant's (or one of its users') effective view."""
+    return f"{tenant_id}\x1f{user_id or ''}"
+
+
+def tenant_tag(tenant_id: str) -> str:
+    """The tag every cached view of a tenant carries."""
+    return f"tenant:{tenant_id}"
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,7 @@ class ConfigRuntime:
         files: Sequence[FsPath] | None = None,
         database: Database | None = None,
         migrate: bool | None = None,
+        cache: CacheManager | None = None,
     ) -> None:
         self.environment = environment
         self._files = files
@@ -189,7 +205,8 @@ class ConfigRuntime:
         self._lock = threading.RLock()
         self._snapshot: Snapshot | None = None
         self._subscribers: list[Callable[[ConfigChange], None]] = []
-        self._effective: dict[tuple[str, str], EffectiveConfig] = {}
+        self._cache = cache
+        self._effective_views: CacheNamespace | None = None
         self._generation = 0
         self._known_versions: dict[DocumentKey, int] = {}
         # Unwrapped data keys of partially isolated tenants, with the master they came from.
@@ -227,6 +244,7 @@ class ConfigRuntime:
             self._known_versions = self._store.current_versions()
             snapshot = self._with_overrides(sources, base)
             self._snapshot = snapshot
+            self._effective  # noqa: B018 - made now, so a reload only empties it
             self._record(
                 ReloadStatus(
                     "applied" if not snapshot.global_issues else "rejected",
@@ -384,7 +402,7 @@ class ConfigRuntime:
                     Snapshot(self.snapshot.sources, loaded, version), "write", (version.key,)
                 )
                 return
-            self._invalidate(version.key)
+            self._invalidate(version.key, broadcast=True)
             config = self.config
             self._notify(ConfigChange("write", config, config, (version.key,)))
 
@@ -433,7 +451,7 @@ class ConfigRuntime:
                 for key, version in self._known_versions.items()
                 if key.tenant_id != tenant_id
             }
-            self._invalidate(DocumentKey.for_scope(tenant_id))
+            self._invalidate(DocumentKey.for_scope(tenant_id), broadcast=True)
             self._tenant_ciphers.pop(tenant_id, None)
 
     # --- ciphers -------------------------------------------------------------------------
@@ -484,37 +502,89 @@ class ConfigRuntime:
 
     # --- effective views -----------------------------------------------------------------
 
+    @property
+    def cache(self) -> CacheManager:
+        """The cache manager holding the effective views (made from this configuration)."""
+        if self._cache is None:
+            with self._lock:
+                if self._cache is None:
+                    self._cache = CacheManager(self.config)
+        return self._cache
+
+    def use_cache(self, cache: CacheManager) -> None:
+        """Keep effective views in ``cache`` from now on (the service's, with its metrics)."""
+        with self._lock:
+            if self._effective_views is not None:
+                self._effective_views.drop_local()
+            self._cache = cache
+            self._effective_views = None
+            self._generation += 1
+
+    @property
+    def _effective(self) -> CacheNamespace:
+        views = self._effective_views
+        if views is None:
+            with self._lock:
+                settings = self.config.cache
+                views = self.cache.namespace(
+                    EFFECTIVE_NAMESPACE,
+                    tiers=[Tier.L1],
+                    max_entries=settings.l1_max_entries,
+                    # Changes invalidate; the lifetime only bounds a missed one.
+                    ttl=settings.max_ttl_seconds,
+                )
+                self._effective_views = views
+        return views
+
     def _invalidate_all(self) -> None:
         self._generation += 1
-        self._effective = {}
+        self._effective.invalidate(prefix="", broadcast=False)
 
-    def _invalidate(self, key: DocumentKey) -> None:
+    def _invalidate(self, key: DocumentKey, *, broadcast: bool = False) -> None:
+        """Drop the views ``key`` changes; ``broadcast`` tells the other instances too
+        (for a write made here: they would otherwise see it at their next poll)."""
         self._generation += 1
-        if key.scope is Scope.GLOBAL:
-            self._effective = {}
+        views = self._effective
+        if key.scope is Scope.GLOBAL:  # every instance reloads its global config itself
+            views.invalidate(prefix="", broadcast=False)
         elif key.scope is Scope.TENANT:
-            self._effective = {k: v for k, v in self._effective.items() if k[0] != key.tenant_id}
+            self._drop(views, broadcast, tag=tenant_tag(key.tenant_id))
         else:
-            self._effective.pop((key.tenant_id, key.user_id), None)
+            self._drop(views, broadcast, keys=(effective_key(key.tenant_id, key.user_id),))
+
+    @staticmethod
+    def _drop(
+        views: CacheNamespace,
+        broadcast: bool,
+        *,
+        keys: tuple[str, ...] = (),
+        tag: str | None = None,
+    ) -> None:
+        if broadcast:  # never waits: writers may hold the lock or run on the event loop
+            views.invalidate_soon(keys=keys, tag=tag)
+        else:
+            views.invalidate(keys=keys, tag=tag, broadcast=False)
 
     def peek_effective(self, tenant_id: str, user_id: str | None = None) -> EffectiveConfig | None:
         """The cached view, or None without touching the database (for the event loop)."""
-        return self._effective.get((tenant_id, user_id or ""))
+        found = self._effective.peek(effective_key(tenant_id, user_id))
+        return None if found is MISSING else found
 
     def effective(self, tenant_id: str, user_id: str | None = None) -> EffectiveConfig:
         """The configuration as tenant ``tenant_id`` (and user) sees it; cached until a change."""
-        cache_key = (tenant_id, user_id or "")
-        found = self._effective.get(cache_key)
-        if found is not None:
-            return found
+        views = self._effective
+        cache_key = effective_key(tenant_id, user_id)
+        found = views.peek(cache_key)
+        if found is not MISSING:
+            return found  # type: ignore[no-any-return]
         generation = self._generation
         computed = self._compute(tenant_id, user_id)
+        plan = computed.tenant.plan
+        views.stats.add(views.name, Tier.L1, Event.MISS, plan)
         with self._lock:
             # A change applied while computing makes the result stale: return it, don't keep it.
             if generation == self._generation:
-                if len(self._effective) >= self.config.cache.l1_max_entries:
-                    self._effective = {}  # bounded: rebuilt on demand, one read per entry
-                self._effective[cache_key] = computed
+                views.set(cache_key, computed, tags=(tenant_tag(tenant_id),), tenant_class=plan)
         return computed
 
     def _compute(self, tenant_id: str, user_id: str | None) -> EffectiveConfig:

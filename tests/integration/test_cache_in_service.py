@@ -1,0 +1,114 @@
+"""The service's lookups go through the cache manager: effective views, API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from slack_tools.configs import ConfigManager, ConfigRuntime
+from slack_tools.configs.cache_manager import CacheManager, Event, Tier
+from slack_tools.configs.metrics import CacheMetrics, build_registry
+from slack_tools.configs.runtime import EFFECTIVE_NAMESPACE
+from slack_tools.configs.schema import AppConfig
+from tests.conftest import REDIS_URL
+
+MakeRuntime = Callable[..., ConfigRuntime]
+
+
+def count(cache: CacheManager, namespace: str, event: Event, tenant_class: str) -> int:
+    """How many ``event``s L1 of ``namespace`` counted for ``tenant_class``."""
+    key = (namespace, Tier.L1.value, event.value, tenant_class)
+    return cache.stats.snapshot().get(key, 0)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for ``condition`` (a bound, not a measurement: fails only if it never holds)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def test_effective_views_are_cached_and_counted_by_plan(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    runtime = make_runtime(database_url=f"sqlite:///{tmp_path / 'cache.db'}")
+    registry = build_registry()
+    cache = CacheManager(runtime.config, disk_path=tmp_path / "cache.sqlite3")
+    CacheMetrics(registry).watch(cache)
+    runtime.use_cache(cache)
+    manager = ConfigManager(runtime)
+    manager.update_tenant_config("acme", {"plan": "premium", "slack_channel": "#one"})
+
+    assert runtime.peek_effective("acme") is None
+    first = runtime.effective("acme")
+    assert runtime.effective("acme") is first
+    assert runtime.peek_effective("acme") is first
+    assert count(cache, EFFECTIVE_NAMESPACE, Event.MISS, "premium") == 1
+    assert count(cache, EFFECTIVE_NAMESPACE, Event.HIT, "premium") == 2
+
+    manager.update_tenant_config("acme", {"slack_channel": "#two"})
+    assert runtime.peek_effective("acme") is None
+    assert runtime.effective("acme").tenant.slack_channel == "#two"
+    assert count(cache, EFFECTIVE_NAMESPACE, Event.MISS, "premium") == 2
+
+    exported = generate_latest(registry).decode()
+    assert 'namespace="effective_config"' in exported
+    assert 'tenant_class="premium"' in exported
+    assert "acme" not in exported  # the plan is the label, never the tenant
+
+
+def test_a_user_write_drops_only_that_users_view(make_runtime: MakeRuntime, tmp_path: Path) -> None:
+    runtime = make_runtime(database_url=f"sqlite:///{tmp_path / 'cache.db'}")
+    manager = ConfigManager(runtime)
+    tenant = runtime.effective("acme")
+    alice = runtime.effective("acme", "alice")
+    bob = runtime.effective("acme", "bob")
+
+    manager.update_user_config("acme", "alice", {"locale": "de_DE"})
+
+    assert runtime.peek_effective("acme", "alice") is None
+    assert runtime.peek_effective("acme", "bob") is bob
+    assert runtime.peek_effective("acme") is tenant
+    assert runtime.effective("acme", "alice") is not alice
+
+
+@pytest.mark.redis
+async def test_a_tenant_write_reaches_another_instance_through_redis(
+    make_runtime: MakeRuntime, tmp_path: Path, prefix: str
+) -> None:
+    """Two instances on one database and one Redis: B drops its view when A writes,
+    without waiting for its database poll."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = make_runtime(database_url=url), make_runtime(database_url=url)
+    caches = []
+    for name, runtime in (("a", a), ("b", b)):
+        config = AppConfig.model_validate(
+            {"data_dir": str(tmp_path / name), "redis": {"url": REDIS_URL, "key_prefix": prefix}}
+        )
+        cache = CacheManager(config)
+        await cache.start()
+        runtime.use_cache(cache)
+        caches.append(cache)
+    try:
+        await until(lambda: all(c.core.channel_up for c in caches))
+        ConfigManager(a).update_tenant_config("acme", {"slack_channel": "#one"})
+        b.refresh_from_database()
+        assert b.effective("acme").tenant.slack_channel == "#one"
+        assert b.peek_effective("acme") is not None
+
+        ConfigManager(a).update_tenant_config("acme", {"slack_channel": "#two"})
+
+        await until(lambda: b.peek_effective("acme") is None)
+        assert b.effective("acme").tenant.slack_channel == "#two"
+        received = count(caches[1], EFFECTIVE_NAMESPACE, Event.INVALIDATION_RECEIVED, "none")
+        assert received >= 1
+    finally:
+        for cache in caches:
+            await cache.aclose()

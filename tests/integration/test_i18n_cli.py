@@ -127,16 +127,17 @@ def test_check_fails_on_a_template_older_than_the_sources(
     capsys: pytest.CaptureFixture[str], locales: Path, sources: Path
 ) -> None:
     """A message added to the code but not extracted fails at its source line as a stale .pot."""
-    new_module = sources / "src" / "slack_tools" / "acknowledgements.py"
+    new_module = sources / "src" / "slack_tools" / "paging.py"
     new_module.write_text(
-        'def ack(t):\n    return t.gettext("Acknowledged by %(user)s", user="x")\n'
+        'def ack(t):\n    return t.gettext("Paged the on-call rota of %(team)s", team="x")\n'
     )
     code, _, err = cli(
         capsys, "i18n", "check", "--locales", str(locales), "--sources", str(sources)
     )
     assert code == 1
     assert (
-        f'{new_module}:2: "Acknowledged by %(user)s" is not in messages.pot (stale template)' in err
+        f'{new_module}:2: "Paged the on-call rota of %(team)s" is not in messages.pot '
+        "(stale template)" in err
     )
 
 
@@ -156,8 +157,10 @@ def test_extract_then_update_bring_a_new_message_to_every_catalog(
     capsys: pytest.CaptureFixture[str], locales: Path, sources: Path
 ) -> None:
     """`extract` puts a new source message in the .pot; `update` adds it, empty, to each .po."""
-    module = sources / "src" / "slack_tools" / "acknowledgements.py"
-    module.write_text('def ack(t):\n    return t.gettext("Acknowledged by %(user)s", user="x")\n')
+    module = sources / "src" / "slack_tools" / "paging.py"
+    module.write_text(
+        'def ack(t):\n    return t.gettext("Paged the on-call rota of %(team)s", team="x")\n'
+    )
     code, out, _ = cli(
         capsys, "i18n", "extract", "--locales", str(locales), "--sources", str(sources)
     )
@@ -165,8 +168,7 @@ def test_extract_then_update_bring_a_new_message_to_every_catalog(
     assert "wrote" in out
     template = (locales / "messages.pot").read_text(encoding="utf-8")
     assert (
-        '#: src/slack_tools/acknowledgements.py\n#, python-format\nmsgid "Acknowledged by'
-        in template
+        '#: src/slack_tools/paging.py\n#, python-format\nmsgid "Paged the on-call rota' in template
     )
     code, out, _ = cli(capsys, "i18n", "update", "--locales", str(locales))
     assert code == 0
@@ -175,7 +177,7 @@ def test_extract_then_update_bring_a_new_message_to_every_catalog(
         capsys, "i18n", "check", "--locales", str(locales), "--sources", str(sources)
     )
     assert code == 1
-    assert err.count('"Acknowledged by %(user)s" is not translated yet') == 5
+    assert err.count('"Paged the on-call rota of %(team)s" is not translated yet') == 5
 
 
 def test_extract_leaves_an_up_to_date_template_untouched(

@@ -15,6 +15,9 @@ from slack_tools.configs.cache_manager import CacheManager, Event, Tier
 from slack_tools.configs.metrics import CacheMetrics, build_registry
 from slack_tools.configs.runtime import EFFECTIVE_NAMESPACE
 from slack_tools.configs.schema import AppConfig
+from slack_tools.configs.security import new_api_key
+from slack_tools.service.ingest import KEYS_NAMESPACE, KeyCache, Unauthorized
+from slack_tools.storage.tenants import TenantStore
 from tests.conftest import REDIS_URL
 
 MakeRuntime = Callable[..., ConfigRuntime]
@@ -112,3 +115,32 @@ async def test_a_tenant_write_reaches_another_instance_through_redis(
     finally:
         for cache in caches:
             await cache.aclose()
+
+
+async def test_api_key_lookups_are_cached_by_digest_and_dropped_on_revocation(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    runtime = make_runtime(database_url=f"sqlite:///{tmp_path / 'keys.db'}")
+    store = TenantStore(runtime.database.engine)
+    store.create("acme", "Acme")
+    key = new_api_key()
+    record = store.add_key("acme", digest=key.digest, prefix=key.prefix, label="test")
+    cache = CacheManager(runtime.config, disk_path=tmp_path / "cache.sqlite3")
+    keys = KeyCache(store, 300.0, cache, tenant_class=lambda _tenant: "premium")
+    bearer = f"Bearer {key.key}"
+
+    assert (await keys.caller(bearer)).tenant_id == "acme"
+    assert (await keys.caller(bearer)).key_id == record.id
+    assert count(cache, KEYS_NAMESPACE, Event.MISS, "premium") == 1
+    assert count(cache, KEYS_NAMESPACE, Event.HIT, "premium") == 1
+    namespace = cache.namespace(KEYS_NAMESPACE)
+    assert list(namespace.memory.keys()) == [key.digest]  # the digest, never the key
+
+    store.revoke_key("acme", record.id)
+    assert (await keys.caller(bearer)).tenant_id == "acme"  # cached until told
+    keys.forget_tenant("acme")
+    with pytest.raises(Unauthorized):
+        await keys.caller(bearer)
+    with pytest.raises(Unauthorized):  # remembered as unknown: no second database read
+        await keys.caller(bearer)
+    assert count(cache, KEYS_NAMESPACE, Event.MISS, "none") == 1

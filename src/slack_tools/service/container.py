@@ -14,9 +14,15 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from slack_tools.configs import ConfigManager, ConfigRuntime
+from slack_tools.configs.cache_manager import CacheManager
 from slack_tools.configs.hot_reload import ConfigWatcher, TreeWatcher
 from slack_tools.configs.localization import Catalogs, packaged_catalogs
-from slack_tools.configs.metrics import ConfigCollector, ServiceMetrics, build_registry
+from slack_tools.configs.metrics import (
+    CacheMetrics,
+    ConfigCollector,
+    ServiceMetrics,
+    build_registry,
+)
 from slack_tools.configs.quotas import (
     FailoverQuotaCounter,
     MemoryQuotaCounter,
@@ -62,6 +68,7 @@ class Service:
     tenants: TenantStore
     catalogs: Catalogs
     templates: TemplateEngine
+    cache: CacheManager
     file_watchers: list[TreeWatcher] = field(default_factory=list)
     fake: FakeSlack | None = None
     redis: Redis | None = None
@@ -80,6 +87,7 @@ class Service:
 
     async def start(self) -> None:
         """Start the writer thread and the background tasks."""
+        await self.cache.start()  # this loop becomes the cache's: Redis, invalidations
         self.writer.start()
         self.tasks = [
             asyncio.create_task(self.watcher.run(self.stop), name="config-watcher"),
@@ -103,6 +111,7 @@ class Service:
         with contextlib.suppress(SlackToolsError):
             await self.ingestor.keys.flush_usage()
         await self.slack.close()
+        await self.cache.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -184,6 +193,12 @@ def known_secrets(runtime: ConfigRuntime) -> list[str]:
     return found
 
 
+def tenant_class(runtime: ConfigRuntime, tenant_id: str) -> str:
+    """The tenant's plan if its view is cached (never waits), for metric labels."""
+    effective = runtime.peek_effective(tenant_id)
+    return effective.tenant.plan if effective is not None else "none"
+
+
 def slack_base_url(config: AppConfig, port: int) -> str:
     """Where the Slack client sends its calls: Slack, or the fake this service mounts in dev."""
     if config.slack.mock:
@@ -197,6 +212,11 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     registry = build_registry()
     registry.register(ConfigCollector(runtime))
     metrics = ServiceMetrics(registry)
+    # One cache manager for the service; effective views, API keys and channel ids use it.
+    cache_metrics = CacheMetrics(registry)
+    cache = CacheManager(config, observe=cache_metrics.observe)
+    cache_metrics.watch(cache)
+    runtime.use_cache(cache)
     watcher = ConfigWatcher(
         runtime,
         [Path(p) for p in runtime.environment.config_paths],
@@ -229,7 +249,12 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     ingestor = Ingestor(
         runtime,
         writer,
-        KeyCache(tenants, ingest.key_cache_seconds),
+        KeyCache(
+            tenants,
+            ingest.key_cache_seconds,
+            cache,
+            tenant_class=lambda tenant_id: tenant_class(runtime, tenant_id),
+        ),
         FloodGate(limiter, Bucket(ingest.flood_requests_per_second, ingest.flood_burst)),
         metrics,
         on_queued=dispatcher.wake,
@@ -255,6 +280,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         tenants=tenants,
         catalogs=catalogs,
         templates=templates,
+        cache=cache,
         file_watchers=_file_watchers(config, catalogs, templates),
         fake=fake,
         redis=redis,

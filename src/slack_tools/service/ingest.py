@@ -9,8 +9,6 @@ with a status the sender retries.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -33,8 +31,10 @@ from slack_tools.alerts.models import (
 )
 from slack_tools.alerts.routing import route_group
 from slack_tools.configs import ConfigRuntime
+from slack_tools.configs.cache_manager import MISSING, CacheManager, Event, Tier
 from slack_tools.configs.metrics import ServiceMetrics
 from slack_tools.configs.quotas import ALERTS, MemoryQuotaCounter, QuotaCounter, resource_quotas
+from slack_tools.configs.runtime import tenant_tag
 from slack_tools.configs.security import api_key_digest
 from slack_tools.errors import AuthError, SlackToolsError
 from slack_tools.service.writer import GroupCommitWriter
@@ -83,28 +83,45 @@ class Accepted:
 
 KEYS_KNOWN_MAX = 50_000
 KEYS_UNKNOWN_MAX = 5_000
+UNKNOWN_SECONDS = 5.0
+# Cache namespaces of API key lookups: process memory only, keyed by the key's digest
+# (a key itself is never kept, and nothing of it leaves the process).
+KEYS_NAMESPACE = "api_keys"
+UNKNOWN_KEYS_NAMESPACE = "api_keys_unknown"
 
 
-def _remember(cache: OrderedDict[str, T], key: str, value: T, limit: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > limit:
-        cache.popitem(last=False)
+def _no_class(_tenant_id: str) -> str:
+    return ""
 
 
 class KeyCache:
-    """API key digest → tenant, remembered for a while so requests do not hit the database."""
+    """API key digest → tenant, remembered for a while so requests do not hit the database.
+
+    Held in two L1-only namespaces of the cache manager, tagged by tenant: known keys
+    and unknown ones apart, each bounded, so random keys sent by anyone can neither
+    grow memory nor push the real tenants' keys out.
+    """
 
     def __init__(
-        self, store: TenantStore, ttl: float, clock: Callable[[], float] = time.monotonic
+        self,
+        store: TenantStore,
+        ttl: float,
+        cache: CacheManager,
+        *,
+        tenant_class: Callable[[str], str] = _no_class,
     ) -> None:
         self._store = store
         self._ttl = ttl
-        self._clock = clock
-        # Known keys and unknown ones apart, each bounded: random keys sent by anyone
-        # can neither grow memory nor push the real tenants' keys out.
-        self._known: OrderedDict[str, tuple[float, Caller, bool]] = OrderedDict()
-        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._tenant_class = tenant_class
+        self._known = cache.namespace(
+            KEYS_NAMESPACE, tiers=[Tier.L1], max_entries=KEYS_KNOWN_MAX, ttl=ttl
+        )
+        self._unknown = cache.namespace(
+            UNKNOWN_KEYS_NAMESPACE,
+            tiers=[Tier.L1],
+            max_entries=KEYS_UNKNOWN_MAX,
+            ttl=min(ttl, UNKNOWN_SECONDS),
+        )
         self.used: dict[int, datetime] = {}
 
     async def caller(self, authorization: str | None) -> Caller:
@@ -112,28 +129,37 @@ class KeyCache:
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("send the tenant's API key as Authorization: Bearer <key>")
         digest = api_key_digest(key.strip())
-        now = self._clock()
-        if self._unknown.get(digest, 0.0) > now:
+        if self._unknown.peek(digest) is not MISSING:
             raise Unauthorized("unknown or revoked API key")
-        cached = self._known.get(digest)
-        if cached is None or cached[0] < now:
+        cached = self._known.peek(digest)
+        if cached is MISSING:
             found = await asyncio.to_thread(self._store.find_key, digest)
             if found is None:
-                self._known.pop(digest, None)
-                _remember(self._unknown, digest, now + min(self._ttl, 5.0), KEYS_UNKNOWN_MAX)
+                self._known.stats.add(KEYS_NAMESPACE, Tier.L1, Event.MISS, "")
+                self._known.invalidate(digest, broadcast=False)
+                self._unknown.set(digest, True)
                 raise Unauthorized("unknown or revoked API key")
             record, tenant = found
-            cached = (now + self._ttl, Caller(tenant.id, record.id), tenant.is_active)
-            _remember(self._known, digest, cached, KEYS_KNOWN_MAX)
-        _, caller, active = cached
-        if not active:
+            tenant_class = self._tenant_class(tenant.id)
+            self._known.stats.add(KEYS_NAMESPACE, Tier.L1, Event.MISS, tenant_class)
+            cached = (Caller(tenant.id, record.id), tenant.is_active)
+            self._known.set(
+                digest, cached, tags=(tenant_tag(tenant.id),), tenant_class=tenant_class
+            )
+        caller: Caller = cached[0]
+        if not cached[1]:  # the tenant is not active
             raise Forbidden(f"tenant {caller.tenant_id!r} is disabled")
         self.used[caller.key_id] = datetime.now(UTC)
         return caller
 
     def forget(self) -> None:
-        self._known.clear()
-        self._unknown.clear()
+        self._known.drop_local()
+        self._unknown.drop_local()
+
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop a tenant's keys here and (over Redis, without waiting) on every instance:
+        a revoked key or a disabled tenant is refused at once instead of within the TTL."""
+        self._known.invalidate_soon(tag=tenant_tag(tenant_id))
 
     async def flush_usage(self) -> None:
         used, self.used = self.used, {}

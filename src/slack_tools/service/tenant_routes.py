@@ -302,6 +302,8 @@ async def change_tenant(tenant_id: str, request: Request, service: ServiceDep) -
         await _call(manager.disable)
     elif status == TenantStatus.ACTIVE:
         await _call(manager.enable)
+    if status is not None:  # here and on every instance, without waiting for key lookups to expire
+        service.ingestor.keys.forget_tenant(tenant_id)
     return {"tenant": _tenant(await _call(manager.info))}
 
 
@@ -395,9 +397,11 @@ async def create_tenant_key(tenant_id: str, request: Request, service: ServiceDe
 @router.delete("/{tenant_id}/keys/{key_id}", status_code=204)
 @require_permission("keys.write", tenant=True)
 async def revoke_tenant_key(tenant_id: str, key_id: int, service: ServiceDep) -> Response:
-    """Revoke a key; every instance refuses it within ``ingest.key_cache_seconds``."""
+    """Revoke a key; every instance refuses it within ``ingest.key_cache_seconds``
+    (at once where the invalidation reaches it over Redis)."""
     manager = await _counted(service, tenant_id)
     await _call(manager.revoke_key, key_id)
+    service.ingestor.keys.forget_tenant(tenant_id)
     return Response(status_code=204)
 
 

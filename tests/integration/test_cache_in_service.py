@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from slack_tools.configs import ConfigManager, ConfigRuntime
 from slack_tools.configs.cache_manager import CacheManager, Event, Tier
@@ -16,9 +18,12 @@ from slack_tools.configs.metrics import CacheMetrics, build_registry
 from slack_tools.configs.runtime import EFFECTIVE_NAMESPACE
 from slack_tools.configs.schema import AppConfig
 from slack_tools.configs.security import new_api_key
+from slack_tools.service.app import create_app
+from slack_tools.service.container import build_service
 from slack_tools.service.ingest import KEYS_NAMESPACE, KeyCache, Unauthorized
 from slack_tools.storage.tenants import TenantStore
 from tests.conftest import REDIS_URL
+from tests.integration.test_ingest_http import ALERTMANAGER
 
 MakeRuntime = Callable[..., ConfigRuntime]
 
@@ -144,3 +149,41 @@ async def test_api_key_lookups_are_cached_by_digest_and_dropped_on_revocation(
     with pytest.raises(Unauthorized):  # remembered as unknown: no second database read
         await keys.caller(bearer)
     assert count(cache, KEYS_NAMESPACE, Event.MISS, "none") == 1
+
+
+async def test_the_service_exports_its_cache_counts_by_plan(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    """Alerts posted to a running service go through the cache, and /metrics shows it."""
+    runtime = make_runtime(database_url=f"sqlite:///{tmp_path / 'service.db'}")
+    service = build_service(runtime, port=1)
+    app = httpx.ASGITransport(app=create_app(service))
+    store = TenantStore(runtime.database.engine)
+    store.create("acme", "Acme")
+    key = new_api_key()
+    store.add_key("acme", digest=key.digest, prefix=key.prefix, label="test")
+    ConfigManager(runtime).update_tenant_config("acme", {"plan": "premium"})
+    await service.start()
+    assert runtime.cache is service.cache
+    try:
+        async with httpx.AsyncClient(transport=app, base_url="http://test") as client:
+            headers = {"Authorization": f"Bearer {key.key}", "Content-Type": "application/json"}
+            for group in ("One", "Two"):
+                body = ALERTMANAGER.firing(group)
+                response = await client.post(ALERTMANAGER.path, json=body, headers=headers)
+                assert response.status_code == 202, response.text
+            text = (await client.get("/metrics")).text
+    finally:
+        await service.close(1.0)
+
+    events = {
+        (s.labels["namespace"], s.labels["event"], s.labels["tenant_class"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "slack_tools_cache_events"
+        for s in family.samples
+    }
+    assert events[(EFFECTIVE_NAMESPACE, "miss", "premium")] >= 1
+    assert events[(EFFECTIVE_NAMESPACE, "hit", "premium")] >= 1
+    assert events[(KEYS_NAMESPACE, "miss", "premium")] == 1
+    assert events[(KEYS_NAMESPACE, "hit", "premium")] == 1
+    assert not any("acme" in label for labels in events for label in labels)

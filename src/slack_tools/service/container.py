@@ -193,9 +193,13 @@ def known_secrets(runtime: ConfigRuntime) -> list[str]:
     return found
 
 
-def tenant_class(runtime: ConfigRuntime, tenant_id: str) -> str:
-    """The tenant's plan if its view is cached (never waits), for metric labels."""
+def tenant_class(runtime: ConfigRuntime, tenant_id: str, *, load: bool = False) -> str:
+    """The tenant's plan, for metric labels: from its cached view, else ``none`` (or, with
+    ``load``, from its view read now: worker threads only)."""
     effective = runtime.peek_effective(tenant_id)
+    if effective is None and load:
+        with contextlib.suppress(SlackToolsError):
+            effective = runtime.effective(tenant_id)
     return effective.tenant.plan if effective is not None else "none"
 
 
@@ -253,7 +257,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
             tenants,
             ingest.key_cache_seconds,
             cache,
-            tenant_class=lambda tenant_id: tenant_class(runtime, tenant_id),
+            tenant_class=lambda tenant_id: tenant_class(runtime, tenant_id, load=True),
         ),
         FloodGate(limiter, Bucket(ingest.flood_requests_per_second, ingest.flood_burst)),
         metrics,

@@ -133,24 +133,31 @@ class KeyCache:
             raise Unauthorized("unknown or revoked API key")
         cached = self._known.peek(digest)
         if cached is MISSING:
-            found = await asyncio.to_thread(self._store.find_key, digest)
+            found = await asyncio.to_thread(self._lookup, digest)
             if found is None:
                 self._known.stats.add(KEYS_NAMESPACE, Tier.L1, Event.MISS, "")
                 self._known.invalidate(digest, broadcast=False)
                 self._unknown.set(digest, True)
                 raise Unauthorized("unknown or revoked API key")
-            record, tenant = found
-            tenant_class = self._tenant_class(tenant.id)
+            cached, tenant_class = found
             self._known.stats.add(KEYS_NAMESPACE, Tier.L1, Event.MISS, tenant_class)
-            cached = (Caller(tenant.id, record.id), tenant.is_active)
             self._known.set(
-                digest, cached, tags=(tenant_tag(tenant.id),), tenant_class=tenant_class
+                digest, cached, tags=(tenant_tag(cached[0].tenant_id),), tenant_class=tenant_class
             )
         caller: Caller = cached[0]
         if not cached[1]:  # the tenant is not active
             raise Forbidden(f"tenant {caller.tenant_id!r} is disabled")
         self.used[caller.key_id] = datetime.now(UTC)
         return caller
+
+    def _lookup(self, digest: str) -> tuple[tuple[Caller, bool], str] | None:
+        """The key's caller and whether its tenant is active, with the tenant's class
+        (worker thread: both may read the database)."""
+        found = self._store.find_key(digest)
+        if found is None:
+            return None
+        record, tenant = found
+        return (Caller(tenant.id, record.id), tenant.is_active), self._tenant_class(tenant.id)
 
     def forget(self) -> None:
         self._known.drop_local()

@@ -94,7 +94,7 @@ _LAZY = {
     "gdpr_compliant": "gdpr",
     "export_user": "gdpr",
     "erase_user": "gdpr",
-    "issue_token": "tokens",
+    "issue_token": "tokens",  # nosec B105 - a module name, not a password
 }
 
 if TYPE_CHECKING:

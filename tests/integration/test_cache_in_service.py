@@ -187,3 +187,39 @@ async def test_the_service_exports_its_cache_counts_by_plan(
     assert events[(KEYS_NAMESPACE, "miss", "premium")] == 1
     assert events[(KEYS_NAMESPACE, "hit", "premium")] == 1
     assert not any("acme" in label for labels in events for label in labels)
+
+
+@pytest.mark.redis
+async def test_a_revocation_on_one_instance_drops_the_key_on_another(
+    make_runtime: MakeRuntime, tmp_path: Path, prefix: str
+) -> None:
+    runtime = make_runtime(database_url=f"sqlite:///{tmp_path / 'keys.db'}")
+    store = TenantStore(runtime.database.engine)
+    store.create("acme", "Acme")
+    key = new_api_key()
+    record = store.add_key("acme", digest=key.digest, prefix=key.prefix, label="test")
+    caches = []
+    for name in ("a", "b"):
+        config = AppConfig.model_validate(
+            {"data_dir": str(tmp_path / name), "redis": {"url": REDIS_URL, "key_prefix": prefix}}
+        )
+        cache = CacheManager(config)
+        await cache.start()
+        caches.append(cache)
+    try:
+        await until(lambda: all(c.core.channel_up for c in caches))
+        a, b = (KeyCache(store, 300.0, cache) for cache in caches)
+        bearer = f"Bearer {key.key}"
+        assert (await b.caller(bearer)).key_id == record.id
+        known = caches[1].namespace(KEYS_NAMESPACE)
+        assert list(known.memory.keys()) == [key.digest]
+
+        store.revoke_key("acme", record.id)
+        a.forget_tenant("acme")
+
+        await until(lambda: not list(known.memory.keys()))
+        with pytest.raises(Unauthorized):
+            await b.caller(bearer)
+    finally:
+        for cache in caches:
+            await cache.aclose()

@@ -14,10 +14,10 @@ from tests.e2e.harness import (
     FakeSlackServer,
     Service,
     alertmanager_payload,
-    start_fake,
     start_service,
     wait_for,
 )
+from tests.e2e.test_delivery import ACME_TOKEN, GLOBEX_TOKEN, fake
 from tests.slack_signing import (
     INTERACTIONS,
     SIGNING_SECRET,
@@ -26,21 +26,12 @@ from tests.slack_signing import (
     signed,
 )
 
-ACME_TOKEN = "xoxb-acme-ack-token"
-GLOBEX_TOKEN = "xoxb-globex-ack-token"
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeSlackServer]:
-    server = start_fake(
-        tmp_path, "--workspace", f"acme={ACME_TOKEN}", "--workspace", f"globex={GLOBEX_TOKEN}"
-    )
-    yield server
-    server.process.kill()
+__all__ = ["fake"]  # the fixture: the fake with workspaces acme and globex
 
 
 @pytest.fixture
 def service(tmp_path: Path, fake: FakeSlackServer) -> Iterator[Service]:
+    """The service with Slack's signing secret, so messages carry the button."""
     running = start_service(
         tmp_path, fake, extra={"SLACK_TOOLS__SLACK__SIGNING_SECRET": SIGNING_SECRET}
     )

@@ -71,7 +71,6 @@ class _RecordWatcher(logging.Handler):
         self.guard = guard
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = str(record.msg)
         try:
             text = record.getMessage()
         except (TypeError, ValueError):

@@ -136,7 +136,6 @@ class KeyCache:
             found = await asyncio.to_thread(self._lookup, digest)
             if found is None:
                 self._known.stats.add(KEYS_NAMESPACE, Tier.L1, Event.MISS, "")
-                self._known.invalidate(digest, broadcast=False)
                 self._unknown.set(digest, True)
                 raise Unauthorized("unknown or revoked API key")
             cached, tenant_class = found

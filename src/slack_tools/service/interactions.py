@@ -34,6 +34,7 @@ from slack_tools.alerts.render import ACKNOWLEDGE_ACTION
 from slack_tools.configs.security.actors import Actor
 from slack_tools.configs.security.audit import AuditLog
 from slack_tools.service import problems
+from slack_tools.service.admin_auth import service_of
 from slack_tools.service.bodies import TooLarge, read_body
 from slack_tools.service.container import Service
 from slack_tools.storage import delivery as outbox
@@ -74,11 +75,6 @@ class _BlockActions(BaseModel):
     user: _Named
     container: _Container
     actions: list[_Action]
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
 
 
 def _signed_by_slack(request: Request, body: bytes, secret: str, now: float) -> bool:
@@ -132,7 +128,7 @@ def _payload(body: bytes) -> dict[str, Any]:
 @router.post(INTERACTIONS_PATH)
 async def interactions(request: Request) -> Response:
     """Receive a Slack interaction; an "Acknowledge" press is recorded and shown."""
-    service = _service(request)
+    service = service_of(request)
     arrived = time.time()
     secret = service.runtime.config.slack.signing_secret
     if secret is None:

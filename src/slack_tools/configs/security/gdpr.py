@@ -292,8 +292,7 @@ class Acknowledgements:
         return [
             ack
             for identity in self._identities(connection, user_id, tenant_id)
-            for ack in outbox.acknowledgements_by(connection, identity)
-            if tenant_id is None or ack["tenant"] == tenant_id
+            for ack in outbox.acknowledgements_by(connection, identity, tenant_id)
         ]
 
     def erase(

@@ -76,16 +76,20 @@ def acknowledge(
     return Acknowledged(AckOutcome.RECORDED, row.group_hash, user, now)
 
 
-def acknowledgements_by(connection: sa.Connection, user: str) -> list[dict[str, object]]:
-    """Every acknowledgement ``user`` made that is still stored (for a GDPR export)."""
-    rows = connection.execute(
-        sa.select(
-            deliveries.c.tenant_id,
-            deliveries.c.message_channel_id,
-            deliveries.c.acked_ts,
-            deliveries.c.acked_at,
-        ).where(deliveries.c.acked_by == user)
-    )
+def acknowledgements_by(
+    connection: sa.Connection, user: str, tenant_id: str | None = None
+) -> list[dict[str, object]]:
+    """Every acknowledgement ``user`` made that is still stored, in one tenant or all
+    (for a GDPR export)."""
+    statement = sa.select(
+        deliveries.c.tenant_id,
+        deliveries.c.message_channel_id,
+        deliveries.c.acked_ts,
+        deliveries.c.acked_at,
+    ).where(deliveries.c.acked_by == user)
+    if tenant_id is not None:
+        statement = statement.where(deliveries.c.tenant_id == tenant_id)
+    rows = connection.execute(statement)
     return [
         {
             "tenant": r.tenant_id,

@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from slack_tools.cli import app as cli_app
 from slack_tools.configs import ConfigManager, ConfigRuntime, ConfigValidationError
+from slack_tools.configs.security import generate_key
 from slack_tools.configs.security.actors import Actor, acting_as
 from slack_tools.configs.security.audit import AuditEntry, AuditLog, replay_dead_letters
 from slack_tools.configs.tenant_manager import TenantManager
 from slack_tools.storage import DocumentKey
-from slack_tools.storage.database import write_transaction
 from slack_tools.storage.scope import ALL_TENANTS
-from slack_tools.storage.tables import alert_groups, deliveries
 from tests.helpers import assert_no_secret
+from tests.integration.test_ingest_http import add_dead_letter
 
 MakeRuntime = Callable[..., ConfigRuntime]
 TOKEN = "xoxb-2222222222-audit-wiring-secret-token"
@@ -159,36 +159,7 @@ def test_an_unchanged_write_leaves_no_entry(runtime: ConfigRuntime) -> None:
 def test_dead_letter_replay_is_audited_with_the_count(runtime: ConfigRuntime) -> None:
     """A replay and its entry commit together; the entry holds how many were queued."""
     made(runtime)
-    with write_transaction(runtime.database.engine) as connection:
-        connection.execute(
-            alert_groups.insert().values(
-                tenant_id="acme",
-                group_hash="g1",
-                group_key="k",
-                source="generic",
-                status="firing",
-                state_hash="s",
-                episode=1,
-                alerts=[],
-                meta={},
-                received_at=NOW,
-                updated_at=NOW,
-            )
-        )
-        connection.execute(
-            deliveries.insert().values(
-                tenant_id="acme",
-                group_hash="g1",
-                channel="#c",
-                locale="en_US",
-                state="dead",
-                version=1,
-                delivered_version=0,
-                attempts=5,
-                available_at=NOW,
-                updated_at=NOW,
-            )
-        )
+    add_dead_letter(runtime.database.engine, "acme", "Dead", "invalid_auth")
     before = len(entries(runtime))
     with acting_as(CAROL):
         assert replay_dead_letters(AuditLog.of(runtime), ALL_TENANTS) == 1
@@ -204,21 +175,18 @@ def test_key_rotation_from_the_cli_is_audited(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, master_keys: str
 ) -> None:
     """``keys rotate`` records one keys.rotate entry with its counts."""
-    from slack_tools.configs.security import generate_key  # noqa: PLC0415
-
     data = tmp_path / "data"
     monkeypatch.setenv("SLACK_TOOLS_DATA_DIR", str(data))
     monkeypatch.setenv("SLACK_TOOLS_MASTER_KEYS", master_keys)
     runner = CliRunner()
-    assert runner.invoke(
+    written = runner.invoke(
         cli_app, ["config", "set", "slack_bot_token", TOKEN, "--tenant", "acme"]
-    ).exit_code in (0, 1)
+    )
+    assert written.exit_code == 0, written.output
     monkeypatch.setenv("SLACK_TOOLS_MASTER_KEYS", f"k2:{generate_key()},{master_keys}")
     result = runner.invoke(cli_app, ["keys", "rotate"])
     assert result.exit_code == 0, result.output
-    from slack_tools.configs import ConfigRuntime as Runtime  # noqa: PLC0415
-
-    runtime = Runtime.from_environ()
+    runtime = ConfigRuntime.from_environ()
     runtime.start()
     try:
         rotations = AuditLog.of(runtime).list(action="keys.rotate")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,18 +17,12 @@ from slack_tools.storage import Database, create_engine, upgrade
 from slack_tools.storage.database import write_transaction
 from slack_tools.storage.tables import audit_chains, audit_entries, audit_pseudonyms
 from tests.helpers import assert_no_secret
+from tests.integration.test_document_store import database
+
+__all__ = ["database"]  # the fixture: a migrated database on each backend
 
 TOKEN = "xoxb-1111111111-audit-log-secret-token"
 ALICE = Actor("alice", roles=frozenset({"admin"}), all_tenants=True)
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """A migrated database on each backend."""
-    database = Database(create_engine(database_url))
-    upgrade(database.engine)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

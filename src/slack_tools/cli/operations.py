@@ -19,7 +19,12 @@ from slack_tools.configs.rotation import (
     rotate_documents,
     rotate_file,
 )
-from slack_tools.configs.runtime import ConfigRuntime, database_status, migrate_database
+from slack_tools.configs.runtime import (
+    ConfigRuntime,
+    DatabaseStatus,
+    database_status,
+    migrate_database,
+)
 from slack_tools.configs.security.audit import AuditLog
 from slack_tools.errors import SecretError
 from slack_tools.storage.tenants import TenantStore
@@ -94,17 +99,23 @@ def _rotate(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations."""
-    status, before = migrate_database(resolve(load_sources(read_environment())).config)
-    out.print(f"{status.url}: {before or 'empty'} → {status.current}", markup=False)
+    for status, before in migrate_database(resolve(load_sources(read_environment())).config):
+        out.print(f"{_named(status)}: {before or 'empty'} → {status.current}", markup=False)
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Show the database's schema revision and whether it is current (exit 1 if not)."""
-    status = database_status(resolve(load_sources(read_environment())).config)
-    out.print(
-        f"{status.url}: at {status.current or 'empty'}, code needs {status.head}", markup=False
-    )
-    if not status.is_current:
+    statuses = database_status(resolve(load_sources(read_environment())).config)
+    for status in statuses:
+        out.print(
+            f"{_named(status)}: at {status.current or 'empty'}, code needs {status.head}",
+            markup=False,
+        )
+    if not all(status.is_current for status in statuses):
         err.print("run 'slack-tools db upgrade'")
         raise typer.Exit(1)
+
+
+def _named(status: DatabaseStatus) -> str:
+    return status.url if status.tenant is None else f"{status.url} (tenant {status.tenant})"

@@ -304,6 +304,8 @@ class ConfigManager:
         """Seal secrets and validate; returns the content to store."""
         snapshot = self.runtime.snapshot
         app = snapshot.loaded.config
+        if key.scope is Scope.TENANT:
+            content = _pin_strict(content, strict=self.runtime.databases.is_strict(key.tenant_id))
         cipher = self._cipher(key, content, for_writing=True)
         if isinstance(cipher, TenantCipher) and key.scope is Scope.TENANT:
             content = _pin_partial(content)
@@ -510,6 +512,26 @@ def _audit_diff(
     if based_on is not None:
         diff["based_on"] = based_on
     return diff
+
+
+def _pin_strict(content: dict[str, Any], *, strict: bool) -> dict[str, Any]:
+    """A tenant's document, its isolation matching where its data is.
+
+    A strict tenant's own database is made when it is created, and its data cannot
+    move in or out of it by a configuration change.
+    """
+    asked = content.get("isolation")
+    if strict and asked in (None, IsolationMode.STRICT.value):
+        return {**content, "isolation": IsolationMode.STRICT.value}
+    if not strict and asked != IsolationMode.STRICT.value:
+        return content
+    reason = (
+        "this tenant has its own database (strict isolation), which it cannot leave"
+        if strict
+        else "strict isolation is chosen when a tenant is created, with its own database: "
+        "slack-tools tenant create ID --isolation strict"
+    )
+    raise ConfigValidationError([Issue(Level.ERROR, Stage.RULES, ("isolation",), reason)])
 
 
 def _pin_partial(content: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from slack_tools.configs.security.audit import AuditLog
 from slack_tools.configs.validator import ConfigValidationError
 from slack_tools.errors import ConfigError
 from slack_tools.storage import DocumentStore
+from slack_tools.storage.documents import RoutedDocumentStore
 from slack_tools.storage.tenants import TenantStore
 
 
@@ -83,15 +84,20 @@ def rotate_file(path: Path, cipher: security.ValueCipher) -> int:
     return len(renewals)
 
 
-def rotate_documents(store: DocumentStore, cipher: security.ValueCipher) -> tuple[int, int]:
-    """Re-encrypt every version of every document; returns (versions, values) changed."""
+def rotate_documents(
+    store: DocumentStore | RoutedDocumentStore, cipher: security.ValueCipher
+) -> tuple[int, int]:
+    """Re-encrypt every version of every document (in every database); returns
+    (versions, values) changed."""
     versions = values = 0
-    for version in store.all_versions():
-        content, changed = documents.reseal(version.key, version.content, cipher)
-        if changed:
-            store.reseal_version(version.change_id, content)
-            versions += 1
-            values += changed
+    stores = store.stores() if isinstance(store, RoutedDocumentStore) else [store]
+    for one in stores:
+        for version in one.all_versions():
+            content, changed = documents.reseal(version.key, version.content, cipher)
+            if changed:
+                one.reseal_version(version.change_id, content)
+                versions += 1
+                values += changed
     return versions, values
 
 

@@ -38,7 +38,6 @@ from slack_tools.errors import SecretError, SlackToolsError
 from slack_tools.storage import (
     Database,
     DocumentKey,
-    DocumentStore,
     DocumentVersion,
     Scope,
     check_schema,
@@ -47,7 +46,9 @@ from slack_tools.storage import (
     head_revision,
     upgrade,
 )
-from slack_tools.storage.database import current_revision
+from slack_tools.storage.database import current_revision, ensure_database
+from slack_tools.storage.documents import RoutedDocumentStore
+from slack_tools.storage.tenant_databases import TenantDatabases, resolve_reference
 from slack_tools.storage.tenants import TenantStore
 
 log = structlog.get_logger(__name__)
@@ -129,11 +130,17 @@ def database_url(config: AppConfig) -> str:
     return config.database.url or default_sqlite_url(config.data_dir or "./data")
 
 
-def open_database(config: AppConfig) -> Database:
+def open_database(config: AppConfig, reference: str | None = None) -> Database:
+    """The shared database, or with ``reference`` a strict tenant's own (created if missing)."""
     settings = config.database
+    password = settings.password.get_secret_value() if settings.password else None
+    url = database_url(config)
+    if reference is not None:
+        url = resolve_reference(reference, config.data_dir or "./data")
+        ensure_database(url, password=password)
     engine = create_engine(
-        database_url(config),
-        password=settings.password.get_secret_value() if settings.password else None,
+        url,
+        password=password,
         pool_size=settings.pool_size,
         echo=settings.echo,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -143,33 +150,58 @@ def open_database(config: AppConfig) -> Database:
 
 @dataclass(frozen=True)
 class DatabaseStatus:
-    """Where the database is (password hidden) and which schema revision it is at."""
+    """Where a database is (password hidden) and which schema revision it is at.
+
+    ``tenant``: the strictly isolated tenant it belongs to (None: the shared database).
+    """
 
     url: str
     current: str | None
     head: str
+    tenant: str | None = None
 
     @property
     def is_current(self) -> bool:
         return self.current == self.head
 
 
-def database_status(config: AppConfig) -> DatabaseStatus:
-    database = open_database(config)
+def _each_database(config: AppConfig) -> Iterator[tuple[str | None, Database]]:
+    """The shared database, then every strict tenant's, each disposed after use.
+
+    The registry is read only from a shared database whose schema has it; an empty
+    or older one has no strict tenants yet.
+    """
+    shared = open_database(config)
     try:
-        return DatabaseStatus(database.safe_url, current_revision(database.engine), head_revision())
+        yield None, shared
+        if current_revision(shared.engine) is None:
+            return
+        databases = TenantDatabases(shared, lambda ref: open_database(config, ref))
+        try:
+            yield from databases.strict().items()
+        finally:
+            databases.dispose()
     finally:
-        database.dispose()
+        shared.dispose()
 
 
-def migrate_database(config: AppConfig) -> tuple[DatabaseStatus, str | None]:
-    """Apply pending migrations; returns the new status and the revision before."""
-    database = open_database(config)
-    try:
+def database_status(config: AppConfig) -> list[DatabaseStatus]:
+    """The schema revision of the shared database and of every strict tenant's."""
+    head = head_revision()
+    return [
+        DatabaseStatus(database.safe_url, current_revision(database.engine), head, tenant)
+        for tenant, database in _each_database(config)
+    ]
+
+
+def migrate_database(config: AppConfig) -> list[tuple[DatabaseStatus, str | None]]:
+    """Apply pending migrations to every database; each new status with the revision before."""
+    head = head_revision()
+    done = []
+    for tenant, database in _each_database(config):
         before, after = upgrade(database.engine)
-        return DatabaseStatus(database.safe_url, after, head_revision()), before
-    finally:
-        database.dispose()
+        done.append((DatabaseStatus(database.safe_url, after, head, tenant), before))
+    return done
 
 
 def global_layer(version: DocumentVersion) -> Layer:
@@ -201,6 +233,7 @@ class ConfigRuntime:
         self.environment = environment
         self._files = files
         self._database = database
+        self._databases: TenantDatabases | None = None
         self._migrate = migrate
         self._lock = threading.RLock()
         self._snapshot: Snapshot | None = None
@@ -239,7 +272,8 @@ class ConfigRuntime:
                 upgrade(self._database.engine)
             else:
                 check_schema(self._database.engine)
-            self._store = DocumentStore(self._database.engine)
+            self._databases = TenantDatabases(self._database, self._open_tenant_database)
+            self._store = RoutedDocumentStore(self._databases)
             self._last_poll = datetime.now(UTC)
             self._known_versions = self._store.current_versions()
             snapshot = self._with_overrides(sources, base)
@@ -287,7 +321,37 @@ class ConfigRuntime:
         return self._database
 
     @property
-    def store(self) -> DocumentStore:
+    def databases(self) -> TenantDatabases:
+        """Where each tenant's data is: the shared database or its own (strict isolation)."""
+        self.snapshot  # noqa: B018 - starting opens the database
+        assert self._databases is not None
+        return self._databases
+
+    def database_for(self, tenant_id: str) -> Database:
+        """The database holding ``tenant_id``'s data."""
+        return self.databases.for_tenant(tenant_id)
+
+    def _open_tenant_database(self, reference: str, *, migrate: bool | None = None) -> Database:
+        config = self.config
+        database = open_database(config, reference)
+        try:
+            if migrate is None:
+                migrate = config.database.auto_migrate if self._migrate is None else self._migrate
+            if migrate:
+                upgrade(database.engine)
+            else:
+                check_schema(database.engine)
+        except BaseException:
+            database.dispose()
+            raise
+        return database
+
+    def create_tenant_database(self, reference: str) -> Database:
+        """Make a new strict tenant's database (and its schema) before it is registered."""
+        return self._open_tenant_database(reference, migrate=True)
+
+    @property
+    def store(self) -> RoutedDocumentStore:
         self.snapshot  # noqa: B018 - starting opens the store
         return self._store
 
@@ -409,6 +473,7 @@ class ConfigRuntime:
     def refresh_from_database(self) -> tuple[DocumentKey, ...]:
         """Pick up documents written by other instances; returns the ones that changed."""
         self.snapshot  # noqa: B018 - starting sets the poll state
+        self._refresh_registry()
         with self._lock:
             started = datetime.now(UTC)
             since = (self._last_poll or started) - POLL_OVERLAP
@@ -442,6 +507,14 @@ class ConfigRuntime:
             return False
         self._swap(Snapshot(old.sources, loaded, current), "database", changed)
         return True
+
+    def _refresh_registry(self) -> None:
+        """Pick up strict tenants created or deleted by other processes."""
+        databases = self.databases
+        before = set(databases.strict_ids())
+        databases.refresh()
+        for tenant_id in before - set(databases.strict_ids()):
+            self.forget_tenant(tenant_id)
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Drop what this process holds of a tenant whose documents were deleted."""
@@ -598,6 +671,7 @@ class ConfigRuntime:
             Scope.TENANT, tenant_key, documents.tenant_base(app), tenant_doc, cipher
         )
         assert isinstance(tenant, TenantConfig)
+        tenant = self._with_registry_isolation(tenant_id, tenant)
         user: UserConfig | None = None
         user_version = 0
         if user_id is not None:
@@ -611,6 +685,18 @@ class ConfigRuntime:
             user = validated
         tenant_version = tenant_doc.version if tenant_doc else 0
         return EffectiveConfig(app, tenant, user, tenant_version, user_version)
+
+    def _with_registry_isolation(self, tenant_id: str, tenant: TenantConfig) -> TenantConfig:
+        """The tenant as the registry places it: strict exactly when it has its own database.
+
+        A tenant's database is chosen when it is created, so ``tenants.defaults.isolation:
+        strict`` does not move a tenant created before; such a tenant reads as logical.
+        """
+        strict = self.databases.is_strict(tenant_id)
+        if strict == (tenant.isolation is IsolationMode.STRICT):
+            return tenant
+        isolation = IsolationMode.STRICT if strict else IsolationMode.LOGICAL
+        return tenant.model_copy(update={"isolation": isolation})
 
     @staticmethod
     def _validated(

@@ -27,11 +27,19 @@ from slack_tools.configs import billing
 from slack_tools.configs.billing import Bill
 from slack_tools.configs.manager import ConfigManager, default_author
 from slack_tools.configs.runtime import ConfigRuntime
-from slack_tools.configs.schema import TenantConfig
+from slack_tools.configs.schema import IsolationMode, TenantConfig
 from slack_tools.configs.security import new_api_key
 from slack_tools.configs.security.audit import AuditLog
+from slack_tools.errors import ConfigError, ConflictError
 from slack_tools.storage import DocumentKey, DocumentVersion, usage
 from slack_tools.storage.audit import Draft
+from slack_tools.storage.tenant_databases import (
+    check_reference,
+    empty,
+    holds_data,
+    sqlite_files,
+    tenant_reference,
+)
 from slack_tools.storage.tenants import (
     ApiKeyRecord,
     NewKey,
@@ -89,6 +97,7 @@ class TenantManager:
         config: Mapping[str, Any] | None = None,
         author: str | None = None,
         runtime: ConfigRuntime | None = None,
+        database_url: str | None = None,
     ) -> tuple[TenantManager, IssuedKey]:
         """Register a tenant with its configuration and a first API key.
 
@@ -96,12 +105,25 @@ class TenantManager:
         refused before it writes anything; an invalid configuration then removes the
         entry again, leaving no tenant behind (and any document written for the id
         beforehand as it was).
+
+        A strictly isolated tenant (``isolation: strict`` in ``config``, or the
+        default) gets its own database first: ``database_url``, or
+        ``tenants.strict_database_url`` for its id.
         """
         manager = cls(tenant_id, runtime)
         key, new = _new_key("created with tenant")
         target = f"tenant:{tenant_id}"
         with manager.audit.failures("tenant.create", target=target, tenant=tenant_id):
-            _, record = manager._store.create_with_key(tenant_id, name or tenant_id, new)
+            reference = manager._own_database(dict(config or {}), database_url)
+            try:
+                _, record = manager._store.create_with_key(
+                    tenant_id, name or tenant_id, new, database=reference
+                )
+            except BaseException:
+                if reference is not None and manager._store.get(tenant_id) is None:
+                    manager._destroy_database(reference)
+                raise
+            manager.runtime.databases.registered(tenant_id, reference)
         try:
             # Audited once, with the document's first version: the creation is complete
             # only when its configuration is written.
@@ -114,8 +136,50 @@ class TenantManager:
             )
         except BaseException:
             manager._store.unregister(tenant_id)
+            if reference is not None:
+                manager._destroy_database(reference)
             raise
         return manager, IssuedKey(key, record)
+
+    def _own_database(self, config: Mapping[str, Any], database_url: str | None) -> str | None:
+        """Make a strict tenant's database (migrated, and empty); its reference, else None."""
+        settings = self.runtime.config.tenants
+        isolation = config.get("isolation", settings.defaults.isolation)
+        if str(isolation) != IsolationMode.STRICT.value:
+            if database_url is not None:
+                raise ConfigError("a database of its own is for strict isolation only")
+            return None
+        if self.exists():  # before looking at its database, which would be the existing one's
+            raise ConflictError(f"tenant {self.tenant_id!r} already exists")
+        reference = (
+            check_reference(database_url)
+            if database_url is not None
+            else tenant_reference(settings.strict_database_url, self.tenant_id)
+        )
+        database = self.runtime.create_tenant_database(reference)
+        try:
+            holding = holds_data(database)
+        finally:
+            database.dispose()
+        if holding:
+            # Someone else's data, or a tenant of this id deleted without its database.
+            raise ConflictError(
+                f"the database for tenant {self.tenant_id!r} already holds data ({holding}): "
+                "give another with --database-url, or empty it first"
+            )
+        return reference
+
+    def _destroy_database(self, reference: str) -> dict[str, int]:
+        """Empty a strict tenant's database; a SQLite file is removed too."""
+        self.runtime.databases.forget(self.tenant_id)
+        database = self.runtime.create_tenant_database(reference)
+        try:
+            removed = empty(database)
+        finally:
+            database.dispose()
+        for path in sqlite_files(database):
+            path.unlink(missing_ok=True)
+        return removed
 
     @staticmethod
     def all(runtime: ConfigRuntime | None = None) -> list[TenantRecord]:
@@ -170,7 +234,14 @@ class TenantManager:
         its pending notifications are dropped with it.
         """
         with self._failures("tenant.delete"):
-            removed = self._store.delete(self.tenant_id, audit_entry=self._entry("tenant.delete"))
+            reference = self.info().database
+            entry = self._entry("tenant.delete", own_database=reference is not None)
+            removed = self._store.delete(self.tenant_id, audit_entry=entry)
+        if reference is not None:
+            # After the registry entry: a crash in between leaves data no key can reach,
+            # which deleting the tenant again (or 'tenant create' refusing it) shows.
+            for table, count in self._destroy_database(reference).items():
+                removed[table] = removed.get(table, 0) + count
         self.runtime.forget_tenant(self.tenant_id)
         return removed
 
@@ -255,7 +326,7 @@ class TenantManager:
             raise ValueError(f"the period ends ({last}) before it starts ({first})")
         if (last - first).days >= MAX_USAGE_DAYS:
             raise ValueError(f"ask for at most {MAX_USAGE_DAYS} days at once")
-        return usage.usage(self.runtime.database.engine, self.tenant_id, first, last)
+        return usage.usage(self.runtime.database_for(self.tenant_id).engine, self.tenant_id, first, last)
 
     def bill(self, counts: Mapping[str, int]) -> Bill | None:
         """What ``counts`` cost on the tenant's plan (None when the plan has no prices)."""

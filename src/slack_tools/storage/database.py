@@ -106,6 +106,35 @@ def _create_engine(
     )
 
 
+def ensure_database(url: str, *, password: str | None = None) -> bool:
+    """Create a PostgreSQL database that does not exist yet; True when it was created.
+
+    SQLite files are made on first connection, so there is nothing to do for them.
+    Creating needs the CREATEDB privilege on the server's ``postgres`` database.
+    """
+    parsed = _normalise(url, password)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return False
+    name = parsed.database
+    server = sa.create_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    )
+    try:
+        with server.connect() as connection:
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists:
+                return False
+            quoted = server.dialect.identifier_preparer.quote_identifier(name)
+            connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            return True
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot create database {name!r}: {describe(exc)}") from None
+    finally:
+        server.dispose()
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
     """A transaction that writes: BEGIN IMMEDIATE on SQLite, an ordinary one elsewhere.

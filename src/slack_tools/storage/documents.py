@@ -25,6 +25,7 @@ from slack_tools.errors import ConflictError, NotFoundError, StorageError
 from slack_tools.storage import audit
 from slack_tools.storage.database import describe, write_transaction
 from slack_tools.storage.tables import config_documents, config_versions
+from slack_tools.storage.tenant_databases import TenantDatabases
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 
@@ -356,6 +357,85 @@ class DocumentStore:
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot re-encrypt version {change_id}: {describe(exc)}") from None
+
+
+class RoutedDocumentStore:
+    """The document store of every database: each document read and written where it lives.
+
+    Global documents are in the shared database; a tenant's document and its users'
+    are in the tenant's database (its own under strict isolation).
+    """
+
+    def __init__(self, databases: TenantDatabases) -> None:
+        self._databases = databases
+        self._stores: dict[int, tuple[Engine, DocumentStore]] = {}
+
+    def _store_of(self, engine: Engine) -> DocumentStore:
+        found = self._stores.get(id(engine))
+        if found is None or found[0] is not engine:
+            found = (engine, DocumentStore(engine))
+            self._stores[id(engine)] = found
+        return found[1]
+
+    def store_for(self, key: DocumentKey) -> DocumentStore:
+        """The store holding ``key``'s document."""
+        if key.scope is Scope.GLOBAL:
+            return self._store_of(self._databases.shared.engine)
+        return self._store_of(self._databases.for_tenant(key.tenant_id).engine)
+
+    def stores(self) -> list[DocumentStore]:
+        """One store per database, the shared one first."""
+        return [self._store_of(database.engine) for database in self._databases.all()]
+
+    def current(self, key: DocumentKey) -> DocumentVersion | None:
+        return self.store_for(key).current(key)
+
+    def version(self, key: DocumentKey, version: int) -> DocumentVersion:
+        return self.store_for(key).version(key, version)
+
+    def history(self, key: DocumentKey) -> list[DocumentVersion]:
+        return self.store_for(key).history(key)
+
+    def documents(
+        self, scope: Scope | None = None, tenant_id: str | None = None
+    ) -> list[DocumentKey]:
+        if tenant_id is not None:
+            return self._store_of(self._databases.for_tenant(tenant_id).engine).documents(
+                scope, tenant_id
+            )
+        return sorted(
+            {key for store in self.stores() for key in store.documents(scope)},
+            key=lambda key: (key.scope.value, key.tenant_id, key.user_id),
+        )
+
+    def current_versions(self, updated_since: datetime | None = None) -> dict[DocumentKey, int]:
+        found: dict[DocumentKey, int] = {}
+        for store in self.stores():
+            found.update(store.current_versions(updated_since))
+        return found
+
+    def append(
+        self,
+        key: DocumentKey,
+        content: Mapping[str, Any],
+        *,
+        expected_version: int,
+        author: str,
+        comment: str = "",
+        action: str = "update",
+        based_on: int | None = None,
+        audit_entry: audit.Draft | None = None,
+    ) -> DocumentVersion:
+        return self.store_for(key).append(
+            key,
+            content,
+            expected_version=expected_version,
+            author=author,
+            comment=comment,
+            action=action,
+            based_on=based_on,
+            audit_entry=audit_entry,
+        )
 
 
 # --- a person's documents (GDPR export and erasure) -----------------------------------------

@@ -76,6 +76,9 @@ tenants = Table(
     Column("name", String(200), nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Strict isolation: the URL of the tenant's own database (a relative SQLite path is
+    # under the data directory; never a password). NULL: the tenant's data is here.
+    Column("database", String(500), nullable=True),
 )
 
 # Keys are stored as an HMAC-SHA256 digest: high-entropy random keys need no slow

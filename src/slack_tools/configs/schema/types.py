@@ -67,22 +67,6 @@ class IsolationMode(StrEnum):
     STRICT = "strict"
 
 
-BUILT_ISOLATION_MODES = frozenset({IsolationMode.LOGICAL, IsolationMode.PARTIAL})
-
-
-def _built_isolation(mode: IsolationMode) -> IsolationMode:
-    # Accepting a mode that is not built would promise a separation the data does not have.
-    if mode not in BUILT_ISOLATION_MODES:
-        raise ValueError(
-            f"expected 'logical' or 'partial': isolation {mode.value!r} is not available yet "
-            "(a database per tenant is not built)"
-        )
-    return mode
-
-
-AvailableIsolation = Annotated[IsolationMode, AfterValidator(_built_isolation)]
-
-
 class FrozenDict(Mapping[str, Any]):
     """A read-only mapping that copies and pickles (``MappingProxyType`` does neither)."""
 

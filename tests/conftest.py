@@ -128,7 +128,7 @@ def make_runtime(
 
     yield build
     for runtime in made:
-        runtime.database.dispose()
+        runtime.close()
     set_default_runtime(None)
 
 

@@ -45,7 +45,7 @@ def open_runtime(*, migrate: bool | None = None) -> ConfigRuntime:
 def close_runtimes() -> None:
     """Close the database connections of the runtimes this command opened."""
     while _opened:
-        _opened.pop().database.dispose()
+        _opened.pop().close()
 
 
 def open_manager() -> ConfigManager:

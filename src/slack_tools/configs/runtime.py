@@ -327,6 +327,13 @@ class ConfigRuntime:
         assert self._databases is not None
         return self._databases
 
+    def close(self) -> None:
+        """Close every database connection this runtime opened (tenants' own included)."""
+        if self._databases is not None:
+            self._databases.dispose()
+        if self._database is not None:
+            self._database.dispose()
+
     def database_for(self, tenant_id: str) -> Database:
         """The database holding ``tenant_id``'s data."""
         return self.databases.for_tenant(tenant_id)

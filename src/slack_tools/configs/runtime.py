@@ -125,6 +125,9 @@ class Snapshot:
     global_issues: tuple[Issue, ...] = field(default=())
 
 
+TENANT_POOL_SIZE = 1
+
+
 def database_url(config: AppConfig) -> str:
     """The configured database, or the embedded SQLite file in the data directory."""
     return config.database.url or default_sqlite_url(config.data_dir or "./data")
@@ -138,10 +141,14 @@ def open_database(config: AppConfig, reference: str | None = None) -> Database:
     if reference is not None:
         url = resolve_reference(reference, config.data_dir or "./data")
         ensure_database(url, password=password)
+    # Each strict tenant's database has a pool of its own: few idle connections each,
+    # so that many tenants do not exhaust the server's connection limit.
+    pool_size = settings.pool_size if reference is None else TENANT_POOL_SIZE
     engine = create_engine(
         url,
         password=password,
-        pool_size=settings.pool_size,
+        pool_size=pool_size,
+        max_overflow=settings.pool_size if reference is None else settings.pool_size - 1,
         echo=settings.echo,
         sqlite_synchronous=settings.sqlite_synchronous,
     )

@@ -45,19 +45,23 @@ def create_engine(
     *,
     password: str | None = None,
     pool_size: int = 10,
+    max_overflow: int | None = None,
     echo: bool = False,
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
 ) -> Engine:
     """An engine tuned for its backend: WAL and a busy timeout on SQLite, a pool on PostgreSQL.
 
-    Raises :class:`StorageError` (never naming the URL, which may hold a password) when
-    the backend's driver is missing or the SQLite file's directory cannot be made.
+    The pool keeps ``pool_size`` connections and opens up to ``max_overflow`` more
+    under load (default: as many again). Raises :class:`StorageError` (never naming the
+    URL, which may hold a password) when the backend's driver is missing or the SQLite
+    file's directory cannot be made.
     """
     try:
         return _create_engine(
             url,
             password=password,
             pool_size=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
             echo=echo,
             sqlite_synchronous=sqlite_synchronous,
         )
@@ -73,6 +77,7 @@ def _create_engine(
     *,
     password: str | None = None,
     pool_size: int = 10,
+    max_overflow: int = 10,
     echo: bool = False,
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
 ) -> Engine:
@@ -102,7 +107,7 @@ def _create_engine(
 
         return engine
     return sa.create_engine(
-        parsed, echo=echo, pool_size=pool_size, pool_pre_ping=True, max_overflow=pool_size
+        parsed, echo=echo, pool_size=pool_size, pool_pre_ping=True, max_overflow=max_overflow
     )
 
 

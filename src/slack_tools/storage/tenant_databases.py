@@ -138,11 +138,27 @@ class TenantDatabases:
         """The tenant's own database reference; None when its data is in the shared one."""
         with self._lock:
             known = self._known()
-            if tenant_id not in known:
-                # Created by another process since the registry was read; an unknown id
-                # is looked up again next time (it may be about to be created).
-                return self._registry().get(tenant_id)
-            return known[tenant_id]
+            if tenant_id in known:
+                return known[tenant_id]
+        # Perhaps created by another process since the registry was read. An id still
+        # unknown is not remembered: it may be about to be created.
+        found = self._lookup(tenant_id)
+        if found is not None:
+            with self._lock:
+                self._known()[tenant_id] = found[0]
+            return found[0]
+        return None
+
+    def _lookup(self, tenant_id: str) -> tuple[str | None] | None:
+        """The registry's entry for one tenant: (reference,), or None when it has none."""
+        try:
+            with self.shared.engine.connect() as connection:
+                row = connection.execute(
+                    sa.select(tenants.c.database).where(tenants.c.id == tenant_id)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read the tenant registry: {describe(exc)}") from None
+        return None if row is None else (row.database,)
 
     def is_strict(self, tenant_id: str) -> bool:
         return self.reference(tenant_id) is not None

@@ -57,6 +57,31 @@ class CacheError(SlackToolsError):
     """The cache was used in a way it cannot serve (a blocking call on its own loop)."""
 
 
+class Flight:
+    """A load in progress. The future its followers wait on is made only when one comes:
+    most loads have none, and a future costs a read from Redis several microseconds."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: asyncio.Future[Any] | None = None
+
+    def join(self) -> asyncio.Future[Any]:
+        if self._waiting is None:
+            self._waiting = asyncio.get_running_loop().create_future()
+            # Nobody may wait for it in the end: mark its exception as seen.
+            self._waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return self._waiting
+
+    def succeed(self, value: Any) -> None:
+        if self._waiting is not None:
+            self._waiting.set_result(value)
+
+    def fail(self, error: BaseException) -> None:
+        if self._waiting is not None:
+            self._waiting.set_exception(error)
+
+
 class Core:
     """State shared by every namespace of one cache manager."""
 
@@ -78,7 +103,7 @@ class Core:
         self.stats = CacheStats()
         self.origin = uuid.uuid4().hex
         self.namespaces: dict[str, CacheNamespace] = {}
-        self.inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self.inflight: dict[tuple[str, str], Flight] = {}
         self.has_redis = bool(config.redis.url)
         # Without Redis nobody else writes our keys: L3 is trusted whatever its age.
         self.trusted_since = clock() if self.has_redis else 0.0

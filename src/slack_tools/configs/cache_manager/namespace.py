@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from slack_tools.configs.cache_manager.codec import CodecError, Envelope
-from slack_tools.configs.cache_manager.core import Core
+from slack_tools.configs.cache_manager.core import Core, Flight
 from slack_tools.configs.cache_manager.memory import (
     ENTRY_OVERHEAD,
     Entry,
@@ -211,11 +211,9 @@ class CacheNamespace:
         running = core.inflight.get(flight)
         if running is not None:
             core.stats.add(self.name, Tier.L1, Event.COALESCED, tenant_class)
-            return await asyncio.shield(running)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        # Nobody may wait for it: mark its exception as seen so asyncio does not complain.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        core.inflight[flight] = future
+            return await asyncio.shield(running.join())
+        load = Flight()
+        core.inflight[flight] = load
         try:
             value = await self._read_below(key, tenant_class)
             if value is MISSING and loader is not None:
@@ -227,10 +225,10 @@ class CacheNamespace:
                     core.observe(Tier.LOADER.value, tenant_class, time.perf_counter() - started)
                 await self._store(self._prepare(key, value, ttl, smart_ttl, tags, tenant_class))
         except BaseException as exc:
-            future.set_exception(exc)
+            load.fail(exc)
             raise
         else:
-            future.set_result(value)
+            load.succeed(value)
         finally:
             core.inflight.pop(flight, None)
         return value

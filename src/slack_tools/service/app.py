@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from slack_tools import __version__
@@ -37,13 +38,15 @@ from slack_tools.service.bodies import TooLarge, read_body
 from slack_tools.service.container import DEV_SLACK_PATH, Service
 from slack_tools.service.ingest import Caller, FloodError, Forbidden, Unauthorized
 from slack_tools.slack.fake import create_app as create_fake_app
+from slack_tools.storage import Database
 from slack_tools.storage import delivery as outbox
-from slack_tools.storage.scope import ALL_TENANTS
+from slack_tools.storage.scope import ALL_TENANTS, TenantScope
 
 # Alertmanager and Grafana retry only 5xx (and ignore Retry-After): a flood answer
 # they would drop must be a 503. A generic sender gets the standard 429.
 log = structlog.get_logger(__name__)
 FLOOD_STATUS = {Source.ALERTMANAGER: 503, Source.GRAFANA: 503, Source.GENERIC: 429}
+DEAD_LETTERS_MAX = 1000  # as many as one database lists
 
 
 class Replay(BaseModel):
@@ -224,10 +227,11 @@ async def live() -> dict[str, str]:
 
 @health.get("/health/ready")
 async def ready(service: ServiceDep) -> JSONResponse:
-    """Ready when the database answers and the dispatcher runs.
+    """Ready when the (shared) database answers and the dispatcher runs.
 
-    Breaker states are reported but an open one does not fail readiness: one dead
-    token must not take every instance out of the load balancer.
+    Breaker states and each strict tenant's own database are reported, but an open
+    breaker or a tenant database that is away does not fail readiness: one dead token
+    or one tenant's database must not take every instance out of the load balancer.
     """
     checks: dict[str, Any] = {"config": _status_body(service)}
     healthy = True
@@ -239,6 +243,11 @@ async def ready(service: ServiceDep) -> JSONResponse:
         checks["database"] = {"status": "down"}
         log.warning("health.database_down")
         healthy = False
+    # Each strict tenant's own database, reported but not failing readiness: one
+    # tenant's database being away must not take the service out for every tenant.
+    tenant_databases = await asyncio.to_thread(_ping_tenant_databases, service)
+    if tenant_databases:
+        checks["tenant_databases"] = tenant_databases
     alive = service.dispatcher_alive()
     checks["dispatcher"] = {"status": "ok" if alive else "stopped"}
     checks["slack_workspaces"] = {
@@ -248,6 +257,22 @@ async def ready(service: ServiceDep) -> JSONResponse:
     healthy = healthy and alive
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
     return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+def _ping_tenant_databases(service: Service) -> dict[str, dict[str, str]]:
+    """Whether each strict tenant's own database answers (reasons go to the logs only)."""
+    databases = service.runtime.databases
+    found: dict[str, dict[str, str]] = {}
+    for tenant_id in databases.strict_ids():
+        try:
+            database = databases.for_tenant(tenant_id)
+            database.ping()
+        except StorageError:
+            found[tenant_id] = {"status": "down"}
+            log.warning("health.tenant_database_down", tenant=tenant_id)
+            continue
+        found[tenant_id] = {"status": "ok", "backend": database.backend}
+    return found
 
 
 @health.get("/metrics")
@@ -297,12 +322,32 @@ async def dead_letters(
     """Deliveries given up on, newest first, with the reason."""
     _scope_of("alerts.read", tenant)
 
-    def read() -> list[outbox.DeadLetter]:
-        with service.database.engine.connect() as connection:
-            return outbox.dead_letters(connection, ALL_TENANTS if tenant is None else tenant)
+    def read_one(database: Database, scope: TenantScope) -> list[outbox.DeadLetter]:
+        with database.engine.connect() as connection:
+            return outbox.dead_letters(connection, scope)
 
-    letters = await asyncio.to_thread(read)
+    def read() -> tuple[list[outbox.DeadLetter], list[str]]:
+        if tenant is not None:  # in the tenant's database: its own under strict isolation
+            return read_one(service.runtime.database_for(tenant), tenant), []
+        # Every database: the shared one (an outage there is an error), then each strict
+        # tenant's, listed as unreachable when it cannot be read.
+        databases = service.runtime.databases
+        found = read_one(databases.shared, ALL_TENANTS)
+        unreachable = []
+        for tenant_id in databases.strict_ids():
+            try:
+                found += read_one(databases.for_tenant(tenant_id), tenant_id)
+            except (StorageError, SQLAlchemyError) as exc:
+                log.warning(
+                    "deadletters.database_unreachable", tenant=tenant_id, error=type(exc).__name__
+                )
+                unreachable.append(tenant_id)
+        found.sort(key=lambda d: (d.updated_at, d.id), reverse=True)
+        return found[:DEAD_LETTERS_MAX], unreachable
+
+    letters, unreachable = await asyncio.to_thread(read)
     return {
+        **({"unreachable_tenants": unreachable} if unreachable else {}),
         "dead_letters": [
             {
                 "id": d.id,
@@ -314,7 +359,7 @@ async def dead_letters(
                 "at": d.updated_at.isoformat(),
             }
             for d in letters
-        ]
+        ],
     }
 
 

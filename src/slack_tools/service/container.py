@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from slack_tools.configs import ConfigManager, ConfigRuntime
 from slack_tools.configs.cache_manager import CacheManager
@@ -37,7 +39,7 @@ from slack_tools.service import retention
 from slack_tools.service.dispatcher import Dispatcher
 from slack_tools.service.ingest import FloodGate, Ingestor, KeyCache
 from slack_tools.service.logging import scrubber
-from slack_tools.service.writer import GroupCommitWriter
+from slack_tools.service.writer import CommitWriters
 from slack_tools.slack.client import SlackClient
 from slack_tools.slack.fake import DEV_TOKEN, FakeSlack
 from slack_tools.slack.ratelimit import Bucket, RateLimiter, RedisRateLimiter
@@ -61,7 +63,7 @@ class Service:
     registry: CollectorRegistry
     metrics: ServiceMetrics
     watcher: ConfigWatcher
-    writer: GroupCommitWriter
+    writer: CommitWriters
     ingestor: Ingestor
     dispatcher: Dispatcher
     slack: SlackClient
@@ -76,6 +78,7 @@ class Service:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _reported_tenants: set[str] = field(default_factory=set)
+    _unreadable: set[str | None] = field(default_factory=set)
 
     @property
     def manager(self) -> ConfigManager:
@@ -107,7 +110,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, timeout=grace_seconds)
         await self.dispatcher.drain(grace_seconds)
-        await asyncio.to_thread(self.writer.stop)
+        await asyncio.to_thread(self.writer.stop)  # every database's writer
         with contextlib.suppress(SlackToolsError):
             await self.ingestor.keys.flush_usage()
         await self.slack.close()
@@ -146,12 +149,59 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=STATS_SECONDS)
 
-    async def _publish_stats(self) -> None:
-        def read() -> outbox.QueueStats:
-            with self.database.engine.connect() as connection:
-                return outbox.queue_stats(connection)
+    def _each_database(self, what: str) -> Iterator[tuple[str | None, Database]]:
+        """The shared database, then each strict tenant's own (None: the shared one).
 
-        stats = await asyncio.to_thread(read)
+        A tenant database that cannot be opened is skipped, and logged when that starts.
+        """
+        databases = self.runtime.databases
+        yield None, databases.shared
+        for tenant_id in databases.strict_ids():
+            try:
+                database = databases.for_tenant(tenant_id)
+            except SlackToolsError as exc:
+                self._unreachable(tenant_id, what, exc)
+                continue
+            yield tenant_id, database
+
+    def _unreachable(self, tenant_id: str | None, what: str, exc: Exception) -> None:
+        if tenant_id not in self._unreadable:
+            self._unreadable.add(tenant_id)
+            log.warning(
+                "maintenance.database_unreachable",
+                tenant=tenant_id or "",
+                task=what,
+                error=str(exc) if isinstance(exc, SlackToolsError) else type(exc).__name__,
+            )
+
+    def _read_stats(self) -> outbox.QueueStats:
+        """The outbox statistics of every database together (one tenant's database each)."""
+        pending: dict[str, int] = {}
+        dead: dict[str, int] = {}
+        oldest: list[datetime] = []
+        readable: set[str | None] = set()
+        for tenant_id, database in self._each_database("stats"):
+            try:
+                with database.engine.connect() as connection:
+                    stats = outbox.queue_stats(connection)
+            except SQLAlchemyError as exc:
+                self._unreachable(tenant_id, "stats", exc)
+                continue
+            readable.add(tenant_id)
+            # A strict tenant's database speaks for that tenant only.
+            for counts, into in ((stats.pending_by_tenant, pending), (stats.dead_by_tenant, dead)):
+                for tenant, count in counts.items():
+                    if tenant_id is None or tenant == tenant_id:
+                        into[tenant] = into.get(tenant, 0) + count
+            if stats.oldest_pending_since is not None:
+                oldest.append(stats.oldest_pending_since)
+        for tenant_id in self._unreadable & readable:
+            log.info("maintenance.database_back", tenant=tenant_id or "")
+        self._unreadable -= readable
+        return outbox.QueueStats(pending, dead, min(oldest) if oldest else None)
+
+    async def _publish_stats(self) -> None:
+        stats = await asyncio.to_thread(self._read_stats)
         for tenant, count in stats.pending_by_tenant.items():
             self.metrics.outbox_depth.labels(tenant=tenant).set(count)
         for tenant, count in stats.dead_by_tenant.items():
@@ -167,11 +217,20 @@ class Service:
         self.metrics.oldest_undelivered.set(max(age, 0.0))
 
     def _prune(self) -> None:
+        """Delete what resolved groups no longer need, in every database."""
         retention = timedelta(hours=self.runtime.config.delivery.retention_hours)
-        with self.database.transaction() as connection:
-            deliveries, groups = outbox.prune(connection, datetime.now(UTC) - retention)
-        if deliveries or groups:
-            log.info("outbox.pruned", deliveries=deliveries, groups=groups)
+        before = datetime.now(UTC) - retention
+        for tenant_id, database in self._each_database("prune"):
+            try:
+                with database.transaction() as connection:
+                    deliveries, groups = outbox.prune(connection, before)
+            except SQLAlchemyError as exc:
+                self._unreachable(tenant_id, "prune", exc)
+                continue
+            if deliveries or groups:
+                log.info(
+                    "outbox.pruned", tenant=tenant_id or "", deliveries=deliveries, groups=groups
+                )
 
 
 def known_secrets(runtime: ConfigRuntime) -> list[str]:
@@ -239,7 +298,6 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     fake = FakeSlack.dev() if config.slack.mock else None
     dispatcher = Dispatcher(
         runtime,
-        database,
         slack,
         catalogs,
         metrics,
@@ -248,7 +306,8 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         quotas=quotas,
         default_token=(lambda: DEV_TOKEN) if fake is not None else (lambda: None),
     )
-    writer = GroupCommitWriter(database.engine, max_batch=config.ingest.group_commit_max)
+    # One group-commit writer per database: the shared one's, each strict tenant's on use.
+    writer = CommitWriters(database.engine, max_batch=config.ingest.group_commit_max)
     ingest = config.ingest
     ingestor = Ingestor(
         runtime,
@@ -263,6 +322,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         metrics,
         on_queued=dispatcher.wake,
         quotas=quotas,
+        database_seconds=ingest.key_cache_seconds,
     )
     runtime.on_change(lambda _change: scrubber.update(known_secrets(runtime)))
     # monitoring.log_level and the breaker settings may change at run time.

@@ -9,6 +9,7 @@ with a status the sender retries.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.engine import Engine
 
 from slack_tools.alerts import sources
 from slack_tools.alerts.models import (
@@ -37,7 +39,7 @@ from slack_tools.configs.quotas import ALERTS, MemoryQuotaCounter, QuotaCounter,
 from slack_tools.configs.runtime import tenant_tag
 from slack_tools.configs.security import api_key_digest
 from slack_tools.errors import AuthError, SlackToolsError
-from slack_tools.service.writer import GroupCommitWriter
+from slack_tools.service.writer import CommitWriters, GroupCommitWriter
 from slack_tools.slack.ratelimit import (
     Bucket,
     MemoryRateLimiter,
@@ -72,6 +74,8 @@ class Forbidden(AuthError):  # noqa: N818 - named after the HTTP answer it becom
 class Caller:
     tenant_id: str
     key_id: int
+    # Strict isolation: the tenant's data is in a database of its own, not the shared one.
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +160,8 @@ class KeyCache:
         if found is None:
             return None
         record, tenant = found
-        return (Caller(tenant.id, record.id), tenant.is_active), self._tenant_class(tenant.id)
+        caller = Caller(tenant.id, record.id, tenant.is_strict)
+        return (caller, tenant.is_active), self._tenant_class(tenant.id)
 
     def forget(self) -> None:
         self._known.drop_local()
@@ -229,18 +234,24 @@ class Ingestor:
     def __init__(
         self,
         runtime: ConfigRuntime,
-        writer: GroupCommitWriter,
+        writers: CommitWriters,
         keys: KeyCache,
         flood: FloodGate,
         metrics: ServiceMetrics,
         *,
         on_queued: Callable[[], None] = lambda: None,
         quotas: QuotaCounter | None = None,
+        database_seconds: float = 30.0,
     ) -> None:
         self.runtime = runtime
         self.quotas = quotas or MemoryQuotaCounter()
-        self.writer = writer
+        self.writers = writers
         self.keys = keys
+        # A strict tenant's database, as last looked up, and until when it is trusted
+        # (as long as an API key's lookup: a tenant deleted and made again under the same
+        # id, with another database, is written to the right one within that time).
+        self._database_seconds = database_seconds
+        self._own_engines: dict[str, tuple[Engine, float]] = {}
         self.flood = flood
         self.metrics = metrics
         self.on_queued = on_queued
@@ -275,13 +286,24 @@ class Ingestor:
             writes.append((group, targets))
         alerts = sum(len(g.alerts) for g in groups)
         hold_until = await self._alerts_over_quota(caller.tenant_id, tenant.quotas, alerts)
-        results = await self.writer.run(
+        writer = await self._writer_of(caller) if caller.strict else self.writers.shared
+        results = await writer.run(
             _store(caller.tenant_id, source, writes, now, hold_until=hold_until)
         )
         self._count(caller.tenant_id, source, groups, results)
         if any(r.outcome is delivery.WriteOutcome.QUEUED for r in results):
             self.on_queued()
         return Accepted(caller.tenant_id, alerts, tuple(results))
+
+    async def _writer_of(self, caller: Caller) -> GroupCommitWriter:
+        """The writer of a strictly isolated tenant's own database."""
+        known = self._own_engines.get(caller.tenant_id)
+        if known is None or known[1] < time.monotonic():
+            # Off the loop: the first use opens the tenant's database (and may create it).
+            database = await asyncio.to_thread(self.runtime.database_for, caller.tenant_id)
+            known = (database.engine, time.monotonic() + self._database_seconds)
+            self._own_engines[caller.tenant_id] = known
+        return self.writers.for_engine(known[0])
 
     async def _alerts_over_quota(
         self, tenant_id: str, limits: Mapping[str, int], alerts: int

@@ -197,7 +197,9 @@ def _acknowledge(
     now = datetime.now(UTC)
     audit = AuditLog.of(service.runtime)
     actor = Actor(user, tenants=frozenset({tenant_id}), kind="slack")
-    with write_transaction(service.database.engine) as connection:
+    # In the tenant's database (its own under strict isolation), with its audit entry.
+    database = service.runtime.database_for(tenant_id)
+    with write_transaction(database.engine) as connection:
         result = outbox.acknowledge(
             connection, tenant_id, container.channel_id, container.message_ts, user, now
         )

@@ -1,6 +1,7 @@
 """Retention: delete each tenant's alert data once older than its ``retention_days``.
 
-Runs every ``delivery.retention_interval_minutes``, deletes per tenant in batches
+Runs every ``delivery.retention_interval_minutes``, deletes per tenant (in the
+tenant's own database under strict isolation) in batches
 of ``delivery.retention_batch`` groups (one short transaction each, so ingestion
 and dispatch are never held up for long), counts what it deleted in metrics, and
 records one audit entry per run, as the system.
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from slack_tools.configs.runtime import ConfigRuntime
 from slack_tools.configs.security.actors import SYSTEM, acting_as
@@ -45,8 +47,9 @@ def expire_tenant(
     days = runtime.effective(tenant_id).tenant.retention_days
     before = now - timedelta(days=days)
     counts = {"groups": 0, "deliveries": 0}
+    database = runtime.database_for(tenant_id)  # its own, under strict isolation
     while True:
-        with write_transaction(runtime.database.engine) as connection:
+        with write_transaction(database.engine) as connection:
             deliveries, groups = outbox.expire(connection, tenant_id, before, batch)
         counts["groups"] += groups
         counts["deliveries"] += deliveries
@@ -69,8 +72,11 @@ def run_once(
         for tenant in TenantStore(runtime.database.engine).all():
             try:
                 counts = expire_tenant(runtime, tenant.id, started, batch)
-            except SlackToolsError as exc:  # one tenant's broken configuration stops no other
-                log.warning("retention.tenant_failed", tenant=tenant.id, error=str(exc))
+            except (SlackToolsError, SQLAlchemyError) as exc:
+                # One tenant's broken configuration, or its own database being away,
+                # stops no other.
+                reason = str(exc) if isinstance(exc, SlackToolsError) else type(exc).__name__
+                log.warning("retention.tenant_failed", tenant=tenant.id, error=reason)
                 failed.append(tenant.id)
                 continue
             if any(counts.values()):

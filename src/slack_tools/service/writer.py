@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
+from slack_tools.errors import StorageError
 from slack_tools.storage.database import write_transaction
 from slack_tools.storage.usage import usage_noted
 
@@ -75,6 +76,10 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.batches = 0
         self.jobs = 0
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     def start(self) -> None:
         self._thread.start()
@@ -140,3 +145,69 @@ class GroupCommitWriter:
         self.batches += 1
         self.jobs += 1
         _settle(pending, result)
+
+
+class CommitWriters:
+    """One group-commit writer per database: the shared one's, and each strict tenant's.
+
+    A strictly isolated tenant's alerts are committed in its own database, by a writer
+    of its own made on the first request for it (so one slow tenant database holds up
+    no other). The shared database's writer is :attr:`shared`: the hot path of every
+    tenant whose data is shared looks nothing up.
+    """
+
+    def __init__(self, shared: Engine, *, max_batch: int = 256) -> None:
+        self.shared = GroupCommitWriter(shared, max_batch=max_batch)
+        self._max_batch = max_batch
+        self._own: dict[Engine, GroupCommitWriter] = {}
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    def for_engine(self, engine: Engine) -> GroupCommitWriter:
+        """The writer committing into ``engine``'s database (made and started on first use)."""
+        if engine is self.shared.engine:
+            return self.shared
+        writer = self._own.get(engine)
+        if writer is not None:
+            return writer
+        with self._lock:
+            writer = self._own.get(engine)
+            if writer is None:
+                if self._stopped:
+                    raise StorageError("the service is stopping: nothing more is written")
+                writer = GroupCommitWriter(
+                    engine, max_batch=self._max_batch, name=f"ingest-writer-{len(self._own) + 1}"
+                )
+                if self._started:
+                    writer.start()
+                self._own[engine] = writer
+        return writer
+
+    def writers(self) -> list[GroupCommitWriter]:
+        """Every writer, the shared database's first."""
+        with self._lock:
+            return [self.shared, *self._own.values()]
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = True
+            writers = [self.shared, *self._own.values()]
+        for writer in writers:
+            writer.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what each writer has queued, then stop them all (made no more after)."""
+        with self._lock:
+            self._stopped = True
+            writers = [self.shared, *self._own.values()]
+        for writer in writers:
+            writer.stop(timeout)
+
+    @property
+    def batches(self) -> int:
+        return sum(w.batches for w in self.writers())
+
+    @property
+    def jobs(self) -> int:
+        return sum(w.jobs for w in self.writers())

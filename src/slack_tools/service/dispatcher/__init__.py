@@ -77,7 +77,6 @@ class Dispatcher:
     def __init__(
         self,
         runtime: ConfigRuntime,
-        database: Database,
         client: SlackClient,
         catalogs: Catalogs,
         metrics: ServiceMetrics,
@@ -89,7 +88,6 @@ class Dispatcher:
         quotas: QuotaCounter | None = None,
     ) -> None:
         self.runtime = runtime
-        self.database = database
         self.client = client
         self.catalogs = catalogs
         self.templates = templates
@@ -99,7 +97,8 @@ class Dispatcher:
         self.clock = clock
         self.quotas = quotas or MemoryQuotaCounter()
         self.owner = f"{uuid.uuid4().hex[:12]}"
-        self.ledger = Ledger(database, self.owner, clock)
+        # Each delivery is claimed and recorded in the database of its tenant.
+        self.ledger = Ledger(runtime.database_for, self.owner, clock)
         config = runtime.config
         self.breakers = BreakerRegistry(
             config.resilience.breaker, on_transition=self._breaker_moved
@@ -111,6 +110,9 @@ class Dispatcher:
         self._not_before: dict[tuple[str, str], float] = {}
         self.last_cycle: float | None = None
         self.stopping = False
+        # The strict tenants whose database could not be read (None: the shared one),
+        # so that an outage is logged when it starts and ends, not at every cycle.
+        self.unreachable: set[str | None] = set()
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -229,8 +231,57 @@ class Dispatcher:
         self._wake.set()  # capacity freed: look for more now
 
     def _ready(self, now: datetime, limit: int, saturated: list[str]) -> list[outbox.ChannelWork]:
-        with self.database.engine.connect() as connection:
-            return outbox.ready_channels(connection, now, limit, exclude_tenants=saturated)
+        """The channels with ready work in every database, oldest first, at most ``limit``.
+
+        The shared database first, then each strict tenant's own (the registry as last
+        read: a tenant created by another process is seen after the next refresh). A
+        database that cannot be read is skipped and logged: the others still deliver.
+        """
+        databases = self.runtime.databases
+        strict = databases.strict_ids()
+        works: list[outbox.ChannelWork] = []
+        skip = set(saturated)
+        # The shared database never holds a strict tenant's deliveries: any found there
+        # would be claimed in the tenant's own database, so they are not offered.
+        works += self._read_ready(None, databases.shared, now, limit, [*saturated, *strict])
+        for tenant_id in strict:
+            if tenant_id in skip:
+                continue
+            found = self._read_ready(
+                tenant_id, functools.partial(databases.for_tenant, tenant_id), now, limit, []
+            )
+            works += [w for w in found if w.tenant_id == tenant_id]
+        self.unreachable &= {None, *strict}  # forget the tenants deleted meanwhile
+        works.sort(key=lambda w: w.oldest)
+        return works[:limit]
+
+    def _read_ready(
+        self,
+        tenant_id: str | None,
+        database: Database | Callable[[], Database],
+        now: datetime,
+        limit: int,
+        exclude: list[str],
+    ) -> list[outbox.ChannelWork]:
+        """One database's ready channels; none (logged once per outage) when it cannot be read."""
+        try:
+            opened = database if isinstance(database, Database) else database()
+            with opened.engine.connect() as connection:
+                found = outbox.ready_channels(connection, now, limit, exclude_tenants=exclude)
+        except (SlackToolsError, SQLAlchemyError) as exc:
+            if tenant_id not in self.unreachable:
+                self.unreachable.add(tenant_id)
+                log.warning(
+                    "dispatcher.database_unreachable",
+                    tenant=tenant_id or "",
+                    database="shared" if tenant_id is None else "tenant",
+                    error=type(exc).__name__,
+                )
+            return []
+        if tenant_id in self.unreachable:
+            self.unreachable.discard(tenant_id)
+            log.info("dispatcher.database_back", tenant=tenant_id or "")
+        return found
 
     # --- one channel ---------------------------------------------------------------------
 
@@ -283,7 +334,7 @@ class Dispatcher:
     ) -> tuple[list[outbox.Claimed], dict[str, outbox.StoredGroup], int]:
         settings = self.runtime.config.delivery
         threshold = settings.digest_after_seconds * settings.channel_posts_per_second
-        with self.database.transaction() as connection:
+        with self.runtime.database_for(work.tenant_id).transaction() as connection:
             if ready is None:
                 ready = ready_count(connection, work.tenant_id, work.channel, now)
             # More than the pace sends within digest_after_seconds: one digest for them all.

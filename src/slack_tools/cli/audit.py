@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from slack_tools.cli.common import err, open_runtime, out
-from slack_tools.configs.security.audit import AuditLog
+from slack_tools.configs.security.audit import GLOBAL_CHAIN, AuditLog
 
 audit_app = typer.Typer(help="The audit trail: list and verify.", no_args_is_help=True)
 
@@ -63,7 +63,8 @@ def audit_list(
         table.add_column(column)
     for entry in found:
         table.add_row(
-            str(entry.seq),
+            # Positions are per chain: a strict tenant's own database has chains of its own.
+            str(entry.seq) if entry.chain == GLOBAL_CHAIN else f"{entry.chain}:{entry.seq}",
             entry.at.strftime("%Y-%m-%d %H:%M:%S"),
             entry.actor,
             entry.action,
@@ -77,7 +78,11 @@ def audit_list(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check every entry's hash and link; name the first broken entry (exit 1) if any."""
+    """Check every entry's hash and link; name the first broken entry (exit 1) if any.
+
+    The shared database's chains and each strictly isolated tenant's own (shown as
+    <tenant>:<chain>) are checked.
+    """
     result = AuditLog.of(open_runtime()).verify()
     for chain, count in result.checked.items():
         head = result.heads.get(chain, "none")

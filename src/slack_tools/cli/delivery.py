@@ -20,9 +20,8 @@ from slack_tools.cli.common import err, open_runtime, out
 from slack_tools.configs import ConfigManager, DocumentKey
 from slack_tools.configs.localization import Catalogs
 from slack_tools.configs.security import new_api_key
-from slack_tools.configs.security.audit import AuditLog, replay_dead_letters
+from slack_tools.configs.security.audit import AuditLog, list_dead_letters, replay_dead_letters
 from slack_tools.errors import PayloadError, SlackToolsError
-from slack_tools.storage import delivery as outbox
 from slack_tools.storage.scope import ALL_TENANTS
 from slack_tools.storage.tenants import TenantStore
 
@@ -34,19 +33,27 @@ routes_app = typer.Typer(help="Check routing without sending anything.", no_args
 def deadletters_list(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
 ) -> None:
-    """Dead letters, newest first, with the reason Slack gave."""
+    """Dead letters, newest first, with the reason Slack gave.
+
+    A strictly isolated tenant's are read in its own database (marked "own database"):
+    their ids are that database's, so replay them with --tenant.
+    """
     if tenant == "":
         raise typer.BadParameter("--tenant: give a tenant id (leave it out for every tenant)")
     runtime = open_runtime()
-    with runtime.database.engine.connect() as connection:
-        letters = outbox.dead_letters(connection, ALL_TENANTS if tenant is None else tenant)
+    log = AuditLog.of(runtime)
+    unreachable: list[str] = []
+    letters = list_dead_letters(
+        log, ALL_TENANTS if tenant is None else tenant, unreachable=unreachable
+    )
+    strict = set(runtime.databases.strict_ids())
     table = Table()
     for column in ("id", "tenant", "channel", "reason", "attempts", "when (UTC)", "group"):
         table.add_column(column)
     for d in letters:
         table.add_row(
             str(d.id),
-            d.tenant_id,
+            d.tenant_id + (" (own database)" if d.tenant_id in strict else ""),
             d.channel,
             d.reason,
             str(d.attempts),
@@ -56,6 +63,10 @@ def deadletters_list(
     out.print(table)
     if not letters:
         out.print("no dead letters")
+    for missing in unreachable:
+        err.print(
+            f"tenant {missing}'s own database cannot be read: its dead letters are not listed"
+        )
 
 
 @deadletters_app.command("replay")
@@ -70,6 +81,7 @@ def deadletters_replay(
     if tenant == "":
         raise typer.BadParameter("--tenant: give a tenant id")
     runtime = open_runtime()
+    # A tenant's dead letters are replayed in its database (its own under strict isolation).
     count = replay_dead_letters(
         AuditLog.of(runtime), ALL_TENANTS if tenant is None else tenant, ids=ids or None
     )

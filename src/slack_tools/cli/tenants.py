@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from slack_tools.cli.common import (
     Author,
@@ -27,11 +29,12 @@ from slack_tools.cli.common import (
     yaml_dump,
 )
 from slack_tools.configs import ConfigRuntime
-from slack_tools.configs.schema import AppConfig
+from slack_tools.configs.schema import AppConfig, IsolationMode
 from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
-from slack_tools.errors import SlackToolsError
+from slack_tools.errors import SlackToolsError, StorageError
 from slack_tools.slack.client import SlackCallError, SlackClient
-from slack_tools.storage.tenants import ApiKeyRecord, check_tenant_id
+from slack_tools.storage.tenant_databases import check_reference
+from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, check_tenant_id
 from slack_tools.storage.usage import METRICS, totals
 
 tenant_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
@@ -113,6 +116,23 @@ def tenant_create(
     skip_slack_check: Annotated[
         bool, typer.Option("--skip-slack-check", help="Create without checking Slack.")
     ] = False,
+    isolation: Annotated[
+        IsolationMode | None,
+        typer.Option(
+            help="How its data is kept apart (default: tenants.defaults.isolation); strict: "
+            "in a database of its own, chosen now for good.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Strict only: the tenant's own database (default: "
+            "tenants.strict_database_url), e.g. postgresql://db.internal/acme; never a "
+            "password (database.password, PGPASSWORD or ~/.pgpass give it).",
+        ),
+    ] = None,
     author: Author = None,
 ) -> None:
     """Create a tenant, check that its bot can post to its channel, and print its API key once."""
@@ -120,8 +140,19 @@ def tenant_create(
     if not channel:
         # A shared default channel would mix several tenants' alerts: each names its own.
         raise typer.BadParameter("give the tenant's channel with --channel '#name'")
+    if database_url is not None:
+        try:
+            check_reference(database_url)
+        except StorageError as exc:
+            raise typer.BadParameter(f"--database-url: {exc}") from None
     runtime = open_runtime()
     config = runtime.config
+    mode = IsolationMode(isolation or config.tenants.defaults.isolation)
+    if database_url is not None and mode is not IsolationMode.STRICT:
+        raise typer.BadParameter(
+            f"--database-url: a database of its own is for strict isolation only, and "
+            f"{tenant_id} would be {mode.value}: add --isolation strict"
+        )
     if TenantManager(tenant_id, runtime).exists():
         raise SlackToolsError(f"tenant {tenant_id!r} already exists")
     patch: dict[str, Any] = {
@@ -129,6 +160,7 @@ def tenant_create(
         for key, value in (("slack_channel", channel), ("locale", locale), ("timezone", timezone))
         if value is not None
     }
+    patch["isolation"] = mode.value
     token = read_stdin().strip() if token_stdin else None
     if token:
         patch["slack_bot_token"] = token
@@ -144,10 +176,18 @@ def tenant_create(
             )
         team = asyncio.run(check_slack(config, effective, channel))
         out.print(f"Slack: workspace {team}, the bot can post to {channel}")
-    _, issued = TenantManager.create(
-        tenant_id, name=name, config=patch, author=author, runtime=runtime
+    manager, issued = TenantManager.create(
+        tenant_id,
+        name=name,
+        config=patch,
+        author=author,
+        runtime=runtime,
+        database_url=database_url,
     )
-    out.print(f"tenant {tenant_id} created; its messages go to {channel}")
+    out.print(f"tenant {tenant_id} created; its messages go to {channel}", markup=False)
+    own = manager.info().database
+    if own is not None:
+        out.print(f"strict isolation: its data is in its own database, {_safe(own)}", markup=False)
     _print_key(issued, tenant_id)
     out.print(
         "Alertmanager: webhook_configs: [{url: <service>/api/v1/alerts/alertmanager, "
@@ -156,19 +196,43 @@ def tenant_create(
     )
 
 
+def _safe(reference: str) -> str:
+    """A database reference as shown: never with a password (none is stored, but still)."""
+    try:
+        return make_url(reference).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unreadable reference)"
+
+
+def _isolation(runtime: ConfigRuntime, tenant: TenantRecord) -> str:
+    """The tenant's isolation mode: strict when it has its own database, else its setting."""
+    if tenant.is_strict:
+        return IsolationMode.STRICT.value
+    try:
+        return runtime.effective(tenant.id).tenant.isolation.value
+    except SlackToolsError:  # a configuration that no longer validates: the list still shows
+        return "?"
+
+
+def _where(tenant: TenantRecord) -> str:
+    return "shared" if tenant.database is None else _safe(tenant.database)
+
+
 @tenant_app.command("list")
 def tenant_list() -> None:
-    """List tenants, their status and their live keys."""
+    """List tenants, their status, isolation (strict: their own database) and live keys."""
     runtime = open_runtime()
     table = Table()
-    for column in ("tenant", "name", "status", "keys", "created (UTC)"):
-        table.add_column(column)
+    for column in ("tenant", "name", "status", "isolation", "database", "keys", "created (UTC)"):
+        table.add_column(column, overflow="fold")
     for tenant in TenantManager.all(runtime):
         live = [k for k in TenantManager(tenant.id, runtime).api_keys() if k.revoked_at is None]
         table.add_row(
             tenant.id,
             tenant.name,
             tenant.status.value,
+            _isolation(runtime, tenant),
+            _where(tenant),
             ", ".join(k.prefix + "…" for k in live) or "-",
             _when(tenant.created_at),
         )
@@ -182,6 +246,9 @@ def tenant_show(tenant_id: TenantId) -> None:
     info = manager.info()
     out.print(f"# tenant {info.id}: {info.name}, {info.status.value}", markup=False)
     out.print(f"# created {_when(info.created_at)} UTC", markup=False)
+    isolation = _isolation(manager.runtime, info)
+    where = "the shared database" if info.database is None else f"its own, {_safe(info.database)}"
+    out.print(f"# isolation {isolation}; data in {where}", markup=False)
     out.print(f"# configuration version {manager.config_version}", markup=False)
     out.print(yaml_dump(manager.show_config()), end="", markup=False, highlight=False)
     _print_keys(manager.api_keys())
@@ -264,17 +331,31 @@ def tenant_delete(
         bool, typer.Option("--yes", help="Confirm: everything stored for it goes too.")
     ] = False,
 ) -> None:
-    """Delete a tenant with its keys, configuration history, alerts and pending messages."""
+    """Delete a tenant with its keys, configuration history, alerts and pending messages.
+
+    A strictly isolated tenant's own database is emptied; a SQLite file is removed.
+    """
     manager = _manager(tenant_id)
-    manager.info()
+    own = manager.info().database
     if not yes:
+        also = " and empties its own database" if own is not None else ""
         raise typer.BadParameter(
             f"deleting {tenant_id} removes its keys, configuration history, alert groups and "
-            "pending messages for good: add --yes (or `tenant disable` to keep them)"
+            f"pending messages for good{also}: add --yes (or `tenant disable` to keep them)"
         )
     removed = manager.delete()
     counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in removed.items())
-    err.print(f"tenant {tenant_id} deleted ({counts})")
+    err.print(f"tenant {tenant_id} deleted ({counts})", markup=False)
+    if own is None:
+        return
+    if make_url(own).get_backend_name() == "sqlite":
+        err.print(f"its own database {_safe(own)} was emptied and its file removed", markup=False)
+    else:
+        err.print(
+            f"its own database {_safe(own)} was emptied; drop it on its server when it is "
+            "no longer wanted (DROP DATABASE)",
+            markup=False,
+        )
 
 
 @tenant_app.command("keys")

@@ -24,6 +24,11 @@ Why not the ``limits`` library: its fixed windows start at the first hit of each
 key (so instances and days disagree on boundaries) and its memory storage reads
 the wall clock, which the window roll-over tests need to inject. What is left to
 write is one Redis script and a dict.
+
+Keys are ``<redis.key_prefix>quota:<tenant>:<quota>:<window>``; a strictly
+isolated tenant's are under a prefix of its own, ``<redis.key_prefix>tenant:<id>:``
+(:func:`tenant_key_prefix`), so an operator can give it a Redis ACL key pattern
+(``~slack-tools:tenant:acme:*``) of its own.
 """
 
 from __future__ import annotations
@@ -184,21 +189,44 @@ return used
 """
 
 
-class RedisQuotaCounter:
-    """Counts in Redis, shared by every instance: one script call per take."""
+def tenant_key_prefix(key_prefix: str, tenant_id: str) -> str:
+    """The prefix of a strictly isolated tenant's own Redis keys: ``<prefix>tenant:<id>:``."""
+    return f"{key_prefix}tenant:{tenant_id}:"
 
-    def __init__(self, client: Redis, prefix: str, clock: Clock = time.time) -> None:
+
+class RedisQuotaCounter:
+    """Counts in Redis, shared by every instance: one script call per take.
+
+    ``strict`` says whether a tenant is strictly isolated (its keys then live under
+    :func:`tenant_key_prefix`); without it every tenant's keys are under ``prefix``.
+    It is asked on every take, so it must answer from memory (such as
+    ``runtime.databases.is_strict``, which reads the registry only for a tenant it
+    does not know yet).
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        clock: Clock = time.time,
+        *,
+        strict: Callable[[str], bool] | None = None,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._clock = clock
+        self._strict = strict
         self._take = client.register_script(_TAKE)
 
-    def _key(self, tenant_id: str, quota: Quota, window: int) -> str:
+    def key(self, tenant_id: str, quota: Quota, window: int) -> str:
+        """The Redis key counting ``tenant_id``'s uses of ``quota`` in ``window``."""
+        if self._strict is not None and self._strict(tenant_id):
+            return f"{tenant_key_prefix(self._prefix, tenant_id)}quota:{quota.name}:{window}"
         return f"{self._prefix}quota:{tenant_id}:{quota.name}:{window}"
 
     async def take(self, tenant_id: str, quota: Quota, amount: int = 1) -> QuotaUse:
         now = self._clock()
-        key = self._key(tenant_id, quota, quota.window(now))
+        key = self.key(tenant_id, quota, quota.window(now))
         try:
             if amount == 0:
                 used = int(await self._client.get(key) or 0)

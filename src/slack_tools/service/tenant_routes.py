@@ -18,19 +18,23 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from slack_tools.configs import ConfigValidationError
 from slack_tools.configs.quotas import resource_quotas
+from slack_tools.configs.schema import IsolationMode
 from slack_tools.configs.security.actors import current_actor
 from slack_tools.configs.security.rbac import authorize, require_permission
 from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
 from slack_tools.configs.validator import Level
-from slack_tools.errors import ConflictError, NotFoundError
+from slack_tools.errors import ConflictError, NotFoundError, StorageError
 from slack_tools.service import problems
 from slack_tools.service.admin_auth import ServiceDep, authenticate, author_of
 from slack_tools.service.bodies import NotAJsonObject, TooLarge, read_json_object
 from slack_tools.service.container import Service
 from slack_tools.storage import DocumentVersion
+from slack_tools.storage.tenant_databases import check_reference
 from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, TenantStatus
 from slack_tools.storage.usage import totals
 
@@ -139,12 +143,58 @@ def _if_match(request: Request) -> int | None:
 
 
 def _tenant(record: TenantRecord) -> dict[str, Any]:
-    return {
+    """The registry entry; a strictly isolated tenant's says so, with its own database."""
+    answer: dict[str, Any] = {
         "id": record.id,
         "name": record.name,
         "status": record.status.value,
         "created_at": record.created_at.isoformat(),
     }
+    if record.database is not None:
+        answer["isolation"] = IsolationMode.STRICT.value
+        answer["database"] = _safe_reference(record.database)
+    return answer
+
+
+def _safe_reference(reference: str) -> str:
+    """A database reference as answered: never with a password (none is stored, but still)."""
+    try:
+        return make_url(reference).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unreadable reference)"
+
+
+def _invalid(field: str, message: str, detail: str | None = None) -> Refused:
+    return Refused(
+        problems.problem(
+            422,
+            "Invalid request",
+            detail or f"{field}: {message}.",
+            errors=[{"field": field, "message": message}],
+        )
+    )
+
+
+def _own_database(service: Service, body: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """The ``database_url`` of a creation: a strict tenant's own database, password-free."""
+    value = body.get("database_url")
+    if value is None:  # absent or null: the default, tenants.strict_database_url
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid("database_url", "expected a non-empty string (a database URL)")
+    try:
+        check_reference(value)
+    except StorageError as exc:
+        # The messages never repeat the URL, which may hold the password it refuses.
+        raise _invalid("database_url", str(exc)) from None
+    isolation = config.get("isolation", service.runtime.config.tenants.defaults.isolation)
+    if str(isolation) != IsolationMode.STRICT.value:
+        raise _invalid(
+            "database_url",
+            "a database of its own is for strict isolation only",
+            'database_url is for a strictly isolated tenant: add "isolation": "strict" to config.',
+        )
+    return value
 
 
 def _key(record: ApiKeyRecord) -> dict[str, Any]:
@@ -204,7 +254,13 @@ async def list_tenants(service: ServiceDep) -> dict[str, Any]:
 @router.post("", status_code=201)
 @require_permission("tenants.write")
 async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
-    """Register a tenant: ``{"id", "name"?, "config"?}``; answers its first API key, once."""
+    """Register a tenant: ``{"id", "name"?, "config"?, "database_url"?}``; answers its first
+    API key, once.
+
+    ``database_url`` (strict isolation only, ``"config": {"isolation": "strict"}``):
+    the tenant's own database instead of ``tenants.strict_database_url``; never with a
+    password (``database.password``, PGPASSWORD or ~/.pgpass give it).
+    """
     body = await _body(request, service)
     tenant_id = _text(body, "id", required=True)
     assert tenant_id is not None
@@ -220,6 +276,7 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
             )
         )
     authorize("tenants.write", tenant_id)
+    database_url = _own_database(service, body, config)
     try:
         TenantManager(tenant_id, service.runtime)
     except ValueError as exc:
@@ -228,14 +285,21 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
                 422, "Invalid request", str(exc), errors=[{"field": "id", "message": str(exc)}]
             )
         ) from None
-    manager, issued = await _call(
-        TenantManager.create,
-        tenant_id,
-        name=name,
-        config=config,
-        author=author_of(current_actor()),
-        runtime=service.runtime,
-    )
+    try:
+        manager, issued = await _call(
+            TenantManager.create,
+            tenant_id,
+            name=name,
+            config=config,
+            author=author_of(current_actor()),
+            runtime=service.runtime,
+            database_url=database_url,
+        )
+    except StorageError as exc:
+        if database_url is None:
+            raise
+        # The tenant's own database could not be made or opened: the URL, or its server.
+        raise _invalid("database_url", str(exc)) from None
     record = await _call(manager.info)
     return JSONResponse(
         {

@@ -15,6 +15,14 @@ key — whose mapping to the identity sits in an erasable table: erasing a perso
 deletes the mapping, and the chain, which never held the identity, still verifies.
 The key is random and wrapped rather than derived from a master key, so rotating
 the master key re-wraps it and pseudonyms stay the same.
+
+A strictly isolated tenant's changes are audited in its own database, in the
+transaction that makes them, so the trail is in several databases: the shared one
+and each strict tenant's. Reading and verifying cover them all; a chain of a
+strict tenant's database is named ``<tenant>:<chain>`` (``acme:global``), so it is
+never mistaken for the shared database's chain of the same name. The pseudonym key
+is the shared database's; the mapping of a pseudonym to its identity is stored
+beside the entry that introduced it, and read from there.
 """
 
 from __future__ import annotations
@@ -23,13 +31,15 @@ import asyncio
 import base64
 import contextlib
 import functools
+import heapq
 import hmac
 import inspect
+import itertools
 import re
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -46,18 +56,20 @@ from slack_tools.configs.security.actors import (
     local_admin,
 )
 from slack_tools.configs.security.encryption import ValueCipher, is_encrypted
-from slack_tools.errors import SecretError, StorageError
+from slack_tools.errors import SecretError, SlackToolsError, StorageError
 from slack_tools.storage import audit as store
 from slack_tools.storage import delivery as outbox
 from slack_tools.storage.audit import GLOBAL_CHAIN, Draft, Filters, Outcome, StoredEntry
 from slack_tools.storage.database import Database, describe, write_transaction
-from slack_tools.storage.scope import ALL_TENANTS, TenantScope
+from slack_tools.storage.scope import ALL_TENANTS, TenantScope, scoped
+from slack_tools.storage.tables import deliveries
 
 if TYPE_CHECKING:
     from slack_tools.configs.runtime import ConfigRuntime
 
 __all__ = [
     "GLOBAL_CHAIN",
+    "AmbiguousDeadLetterError",
     "AuditEntry",
     "AuditLog",
     "Breach",
@@ -67,6 +79,8 @@ __all__ = [
     "audit_action",
     "correlation_id",
     "default_audit_log",
+    "list_dead_letters",
+    "qualified_chain",
     "redact",
     "replay_dead_letters",
 ]
@@ -240,34 +254,84 @@ def _classify(
     return None, len(entries)
 
 
+def qualified_chain(tenant: str | None, chain: str) -> str:
+    """A chain's name across databases: ``acme:global`` in strict tenant acme's own."""
+    return chain if tenant is None else f"{tenant}:{chain}"
+
+
+# The strictly isolated tenants (each with a database of its own).
+StrictIds = Callable[[], Iterable[str]]
+# The database holding a tenant's data.
+DatabaseFor = Callable[[str], Database]
+
+
 _by_runtime: weakref.WeakKeyDictionary[Any, AuditLog] = weakref.WeakKeyDictionary()
 _by_runtime_lock = threading.Lock()
 
 
 class AuditLog:
-    """Record, list and verify audit entries in a database."""
+    """Record, list and verify audit entries in a database (and strict tenants' own).
+
+    ``database`` is the shared database: the pseudonym key and entries written
+    without a connection go there. ``strict_ids`` (the tenants with a database of
+    their own) and ``database_for`` make reading, verifying and tenant-scoped work
+    cover every database; without them there is only ``database``.
+    """
 
     def __init__(
         self,
         database: Database,
         cipher: Callable[[], ValueCipher | None] | ValueCipher | None = None,
+        *,
+        strict_ids: StrictIds | None = None,
+        database_for: DatabaseFor | None = None,
     ) -> None:
         self.database = database
         self._cipher: Callable[[], ValueCipher | None] = (
             cipher if callable(cipher) else (lambda: cipher)
         )
+        self._strict_ids = strict_ids
+        self._database_for = database_for
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
 
     @classmethod
     def of(cls, runtime: ConfigRuntime) -> AuditLog:
-        """The audit log of a runtime's database (one per runtime, its key read once)."""
+        """The audit log of a runtime's databases (one per runtime, its key read once)."""
         with _by_runtime_lock:
             found = _by_runtime.get(runtime)
             if found is None or found.database is not runtime.database:
-                found = cls(runtime.database, lambda: runtime.snapshot.loaded.cipher)
+                found = cls(
+                    runtime.database,
+                    lambda: runtime.snapshot.loaded.cipher,
+                    strict_ids=lambda: runtime.databases.strict_ids(),  # noqa: PLW0108 - read late
+                    database_for=runtime.database_for,
+                )
                 _by_runtime[runtime] = found
             return found
+
+    # --- where entries are -----------------------------------------------------------------
+
+    def strict_ids(self) -> list[str]:
+        """The strictly isolated tenants, each with a database of its own."""
+        return [] if self._strict_ids is None else sorted(self._strict_ids())
+
+    def labelled(self) -> list[tuple[str | None, Database]]:
+        """Every database holding entries, with its strict tenant (None: the shared one)."""
+        return [(None, self.database)] + [(t, self.database_for(t)) for t in self.strict_ids()]
+
+    def database_for(self, tenant: str) -> Database:
+        """The database holding ``tenant``'s data (and the entries of its changes)."""
+        return self.database if self._database_for is None else self._database_for(tenant)
+
+    def _reading(self, tenant: str | None) -> list[tuple[str | None, Database]]:
+        """Where entries about ``tenant`` (None: anyone) are: its database and the shared one."""
+        if tenant is None:
+            return self.labelled()
+        own = self.database_for(tenant)
+        if own is self.database:
+            return [(None, self.database)]
+        return [(None, self.database), (tenant, own)]
 
     # --- pseudonyms ----------------------------------------------------------------------
 
@@ -462,24 +526,31 @@ class AuditLog:
             subjects=None if subject is None else self._names(subject),
             limit=limit,
         )
+        found: list[list[AuditEntry]] = []
         try:
-            with self.database.engine.connect() as connection:
-                rows = store.entries(connection, filters)
-                known = store.identities(
-                    connection, [r.actor for r in rows] + [r.subject for r in rows if r.subject]
-                )
+            for label, database in self._reading(tenant):
+                with database.engine.connect() as connection:
+                    rows = store.entries(connection, filters)
+                    # A pseudonym's identity is stored beside the entry that introduced it.
+                    known = store.identities(
+                        connection,
+                        [r.actor for r in rows] + [r.subject for r in rows if r.subject],
+                    )
+                found.append([self._resolved(row, known, label) for row in rows])
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read the audit trail: {describe(exc)}") from None
-        return [self._resolved(row, known) for row in rows]
+        # Each database's entries come newest first; across databases, by time.
+        merged = heapq.merge(*found, key=lambda entry: entry.at, reverse=True)
+        return list(itertools.islice(merged, limit))
 
     def _names(self, person: str) -> list[str]:
         return [person] if person.startswith("p_") else [person, self.pseudonym(person)]
 
     @staticmethod
-    def _resolved(row: StoredEntry, known: Mapping[str, str]) -> AuditEntry:
+    def _resolved(row: StoredEntry, known: Mapping[str, str], label: str | None) -> AuditEntry:
         return AuditEntry(
             seq=row.seq,
-            chain=row.chain,
+            chain=qualified_chain(label, row.chain),
             at=row.at,
             actor=known.get(row.actor, row.actor),
             actor_kind=row.actor_kind,
@@ -495,21 +566,61 @@ class AuditLog:
         )
 
     def verify(self, chain: str | None = None) -> Verification:
-        """Check every chain (or one): each entry's hash, its link, positions and the head."""
-        engine = self.database.engine
+        """Check every chain (or one): each entry's hash, its link, positions and the head.
+
+        Every database is checked, the shared one first; a strict tenant's chains are
+        named ``<tenant>:<chain>`` (and ``chain`` may name one so).
+        """
+        checked: dict[str, int] = {}
+        heads: dict[str, str] = {}
+        targets = self.labelled()
+        if chain is not None:
+            targets = self._chain_database(chain, targets)
+        for label, database in targets:
+            only = None
+            if chain is not None:
+                only = chain if label is None else chain.removeprefix(f"{label}:")
+            breach = self._verify_database(database, label, only, checked, heads)
+            if breach is not None:
+                return Verification(checked, heads, breach)
+        return Verification(checked, heads, None)
+
+    @staticmethod
+    def _chain_database(
+        chain: str, labelled: list[tuple[str | None, Database]]
+    ) -> list[tuple[str | None, Database]]:
+        """The database of ``chain`` (``acme:global``: strict tenant acme's own)."""
+        tenant, found, _ = chain.partition(":")
+        if found:
+            for label, database in labelled:
+                if label == tenant:
+                    return [(label, database)]
+        return [labelled[0]]
+
+    @staticmethod
+    def _verify_database(
+        database: Database,
+        label: str | None,
+        only: str | None,
+        checked: dict[str, int],
+        heads_found: dict[str, str],
+    ) -> Breach | None:
+        """Verify the chains of one database into ``checked``/``heads_found``; the first breach."""
+        engine = database.engine
         try:
             with engine.connect() as connection:
                 heads = {h.chain: h for h in store.heads(connection)}
                 names = sorted(set(heads) | set(store.chains_in_entries(connection)))
-            if chain is not None:
-                names = [chain]
-            checked: dict[str, int] = {}
+            heads_found.update({qualified_chain(label, k): v.head_hash for k, v in heads.items()})
+            if only is not None:
+                names = [only]
             for name in names:
+                shown = qualified_chain(label, name)
                 entries = list(store.chain_entries(engine, name))
                 head = heads.get(name)
                 known = head.length if head else 0
-                breach, count = _classify(entries, known, name)
-                checked[name] = count
+                breach, count = _classify(entries, known, shown)
+                checked[shown] = count
                 if (
                     breach is None
                     and head is not None
@@ -517,38 +628,130 @@ class AuditLog:
                     and entries[-1].hash != head.head_hash
                 ):
                     breach = Breach(
-                        name, entries[-1].seq, "modified", "the head records another last entry"
+                        shown, entries[-1].seq, "modified", "the head records another last entry"
                     )
                 if breach is not None:
-                    return Verification(checked, {k: v.head_hash for k, v in heads.items()}, breach)
+                    return breach
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read the audit trail: {describe(exc)}") from None
-        return Verification(checked, {k: v.head_hash for k, v in heads.items()}, None)
+        return None
 
     # The specification's name; defined last so the class body's annotations keep the builtin.
     list = entries
 
 
+def _dead_letter_databases(
+    log: AuditLog, scope: TenantScope
+) -> list[tuple[str | None, Callable[[], Database], TenantScope]]:
+    """Where ``scope``'s dead letters are: each database (opened when called) with the
+    scope to query it with."""
+    if scope is not ALL_TENANTS:
+        database = log.database_for(scope)
+        return [(None if database is log.database else scope, lambda: database, scope)]
+    return [(None, lambda: log.database, ALL_TENANTS)] + [
+        (tenant, functools.partial(log.database_for, tenant), tenant) for tenant in log.strict_ids()
+    ]
+
+
+def list_dead_letters(
+    log: AuditLog,
+    scope: TenantScope,
+    limit: int = 1000,
+    *,
+    unreachable: list[str] | None = None,
+) -> list[outbox.DeadLetter]:
+    """Dead letters of one tenant (read in its database) or of every tenant (in every
+    database), newest first. Ids are per database: a strict tenant's may repeat another's.
+
+    Given ``unreachable``, a strict tenant's database that cannot be read while listing
+    every tenant's is added to it instead of failing the whole list.
+    """
+    found: list[list[outbox.DeadLetter]] = []
+    for label, database, query in _dead_letter_databases(log, scope):
+        try:
+            with database().engine.connect() as connection:
+                found.append(outbox.dead_letters(connection, query, limit))
+        except (SQLAlchemyError, StorageError) as exc:
+            if unreachable is not None and label is not None and scope is ALL_TENANTS:
+                unreachable.append(label)
+                continue
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(f"cannot read the dead letters: {describe(exc)}") from None
+    merged = heapq.merge(*found, key=lambda letter: letter.updated_at, reverse=True)
+    return list(itertools.islice(merged, limit))
+
+
+class AmbiguousDeadLetterError(SlackToolsError):
+    """Dead letter ids found in more than one database: the tenant must be named."""
+
+
+def _holding(
+    targets: list[tuple[str | None, Callable[[], Database], TenantScope]], ids: Sequence[int]
+) -> list[tuple[str | None, Callable[[], Database], TenantScope]]:
+    """The databases holding one of ``ids`` as a dead letter; refuses an id found in two."""
+    seen: dict[int, str] = {}
+    holding = []
+    for label, database, query in targets:
+        with database().engine.connect() as connection:
+            here = set(
+                connection.execute(
+                    sa.select(deliveries.c.id).where(
+                        deliveries.c.state == outbox.DeliveryState.DEAD.value,
+                        deliveries.c.id.in_(list(ids)),
+                        scoped(deliveries.c.tenant_id, query),
+                    )
+                ).scalars()
+            )
+        for letter in sorted(here):
+            if letter in seen:
+                raise AmbiguousDeadLetterError(
+                    f"dead letter {letter} is both {seen[letter]}'s and "
+                    f"{label or 'the shared database'}'s: name the tenant"
+                )
+            seen[letter] = label or "the shared database"
+        if here:
+            holding.append((label, database, query))
+    return holding
+
+
 def replay_dead_letters(
     log: AuditLog, scope: TenantScope, *, ids: Sequence[int] | None = None
 ) -> int:
-    """Queue dead letters again and audit it, in one transaction; how many were queued.
+    """Queue dead letters again and audit it, in one transaction per database; how many.
 
-    The one entry point for replays (CLI and admin API), so none goes unrecorded.
+    The one entry point for replays (CLI and admin API), so none goes unrecorded. A
+    tenant's dead letters are replayed in its database (its own under strict
+    isolation), with the audit entry; replaying every tenant's does each database in
+    turn (a strict tenant's entry only where something was queued). Dead letter ids
+    are per database: ids without a tenant are looked up in every database, and an
+    id found in two is refused (:class:`AmbiguousDeadLetterError`) before anything is done.
     """
     tenant = None if scope is ALL_TENANTS else str(scope)
     target = "deadletters:" + ("all" if tenant is None else tenant)
     with log.failures("deadletters.replay", target=target, tenant=tenant):
-        entry = log.draft(
-            "deadletters.replay",
-            target=target,
-            tenant=tenant,
-            diff={"ids": list(ids)} if ids is not None else {},
-        )
-        with write_transaction(log.database.engine) as connection:
-            return outbox.replay(
-                connection, scope, now=datetime.now(UTC), ids=ids, audit_entry=entry
+        targets = _dead_letter_databases(log, scope)
+        if ids is not None and len(targets) > 1:
+            targets = _holding(targets, ids) or targets[:1]
+        total = 0
+        for label, database, query in targets:
+            entry = log.draft(
+                "deadletters.replay",
+                target=target,
+                tenant=tenant or label,
+                diff={"ids": list(ids)} if ids is not None else {},
             )
+            with write_transaction(database().engine) as connection:
+                if label is not None and scope is ALL_TENANTS:
+                    replayed = outbox.replay(connection, query, now=datetime.now(UTC), ids=ids)
+                    if replayed:
+                        log.append(connection, entry.with_diff(replayed=replayed))
+                else:
+                    replayed = outbox.replay(
+                        connection, query, now=datetime.now(UTC), ids=ids, audit_entry=entry
+                    )
+            total += replayed
+        return total
 
 
 def default_audit_log() -> AuditLog:

@@ -37,7 +37,7 @@ from slack_tools.configs.security.audit import AuditLog
 from slack_tools.storage import audit as audit_store
 from slack_tools.storage import delivery as outbox
 from slack_tools.storage import documents as document_store
-from slack_tools.storage.database import write_transaction
+from slack_tools.storage.database import Database, write_transaction
 from slack_tools.storage.documents import DocumentStore
 from slack_tools.storage.tenants import TenantStore
 
@@ -319,6 +319,25 @@ class Erasure:
     removed: Mapping[str, int] = field(default_factory=dict)
 
 
+def _databases(runtime: ConfigRuntime, tenant_id: str | None) -> list[tuple[str | None, Database]]:
+    """Where a person's data may be: one tenant's database, or every database.
+
+    A strictly isolated tenant's data is in its own database; the others' in the
+    shared one. The shared database comes first.
+    """
+    if tenant_id is None:
+        return list(runtime.databases.labelled())
+    database = runtime.database_for(tenant_id)
+    return [(None if database is runtime.database else tenant_id, database)]
+
+
+def _merged(parts: Sequence[Any]) -> Any:
+    """One store's exports of several databases as one (lists are concatenated)."""
+    if all(isinstance(part, list) for part in parts):
+        return [item for part in parts for item in part]
+    return parts[0] if len(parts) == 1 else list(parts)
+
+
 @gdpr_compliant(
     purpose="Give a person everything held about them (GDPR article 15)",
     categories=("user id", "preferences", "audit entries"),
@@ -327,14 +346,21 @@ class Erasure:
 def export_user(
     runtime: ConfigRuntime, user_id: str, tenant_id: str | None = None
 ) -> dict[str, Any]:
-    """Everything held about ``user_id`` (in one tenant, or all) as JSON-ready data; audited."""
+    """Everything held about ``user_id`` (in one tenant, or all) as JSON-ready data; audited.
+
+    Every database is read: the shared one and each strictly isolated tenant's own.
+    """
     log = AuditLog.of(runtime)
     target = f"user:{tenant_id or '*'}"
     with log.failures("gdpr.export", target=target, tenant=tenant_id, subject=user_id):
-        engine = runtime.database.engine
-        with engine.connect() as connection:
-            held = {s.name: s.export(connection, user_id, tenant_id) for s in PERSONAL_DATA}
-            authored = document_store.authored_versions(connection, user_id, tenant_id)
+        parts: dict[str, list[Any]] = {s.name: [] for s in PERSONAL_DATA}
+        authored: list[dict[str, Any]] = []
+        for _, database in _databases(runtime, tenant_id):
+            with database.engine.connect() as connection:
+                for source in PERSONAL_DATA:
+                    parts[source.name].append(source.export(connection, user_id, tenant_id))
+                authored += document_store.authored_versions(connection, user_id, tenant_id)
+        held = {name: _merged(found) for name, found in parts.items()}
         about = log.list(subject=user_id, tenant=tenant_id, limit=100_000)
         by = log.list(actor=user_id, tenant=tenant_id, limit=100_000)
         log.record("gdpr.export", target=target, tenant=tenant_id, subject=user_id)
@@ -358,34 +384,51 @@ def export_user(
     personal_args=("user_id",),
 )
 def erase_user(runtime: ConfigRuntime, user_id: str, tenant_id: str | None = None) -> Erasure:
-    """Delete what is held about ``user_id`` and the mapping of their pseudonym, in one transaction.
+    """Delete what is held about ``user_id`` and the mapping of their pseudonym.
 
     Their documents and versions go; versions they wrote elsewhere are attributed to
     their pseudonym; the audit entries stay, hash chain intact, naming only the
     pseudonym, whose identity is then unknown. Recorded as ``gdpr.erase``.
+
+    Each database is erased in one transaction, with its ``gdpr.erase`` entry: the
+    strictly isolated tenants' own first (an entry only where something was held),
+    the shared one last. The mapping of the pseudonym goes from every database when
+    the person is erased everywhere; erased within one tenant, it goes from that
+    tenant's own database only (the shared one's also names them in other tenants).
     """
     log = AuditLog.of(runtime)
     target = f"user:{tenant_id or '*'}"
     pseudonym = log.pseudonym(user_id)
+    removed: dict[str, int] = {}
     with log.failures("gdpr.erase", target=target, tenant=tenant_id):
         draft = log.draft("gdpr.erase", target=target, tenant=tenant_id, subject=user_id)
         # The entry names the person by pseudonym only; its mapping is what is erased.
         draft = replace(
             draft, identities={p: i for p, i in draft.identities.items() if i != user_id}
         )
-        engine = runtime.database.engine
-        with write_transaction(engine) as connection:
-            removed: dict[str, int] = {}
-            for source in PERSONAL_DATA:
-                removed.update(source.erase(connection, user_id, tenant_id))
-            removed["versions_reattributed"] = document_store.replace_author(
-                connection, user_id, pseudonym, tenant_id
-            )
-            audit_store.append(connection, draft.with_diff(removed=removed))
-            removed["pseudonyms"] = (
-                0 if tenant_id is not None else audit_store.forget_pseudonym(connection, pseudonym)
-            )
+        # The shared database last: until it is done the person can still be found.
+        for label, database in reversed(_databases(runtime, tenant_id)):
+            with write_transaction(database.engine) as connection:
+                here: dict[str, int] = {}
+                for source in PERSONAL_DATA:
+                    here.update(source.erase(connection, user_id, tenant_id))
+                here["versions_reattributed"] = document_store.replace_author(
+                    connection, user_id, pseudonym, tenant_id
+                )
+                here["pseudonyms"] = (
+                    audit_store.forget_pseudonym(connection, pseudonym)
+                    if tenant_id is None or label is not None
+                    else 0
+                )
+                if label is None or tenant_id is not None or any(here.values()):
+                    entry = draft if label is None else replace(draft, tenant_id=label)
+                    counts = {k: v for k, v in here.items() if k != "pseudonyms"}
+                    audit_store.append(connection, entry.with_diff(removed=counts))
+            for kind, count in here.items():
+                removed[kind] = removed.get(kind, 0) + count
     # Views of the user cached here go with the documents (other instances: see above).
-    for tenant in [tenant_id] if tenant_id else [t.id for t in TenantStore(engine).all()]:
+    for tenant in (
+        [tenant_id] if tenant_id else [t.id for t in TenantStore(runtime.database.engine).all()]
+    ):
         runtime.forget_tenant(tenant)
     return Erasure(user_id, pseudonym, removed)

@@ -283,3 +283,43 @@ def test_db_upgrade_migrates_every_tenant_database(
     done = {status.tenant: (status, before) for status, before in migrate_database(config)}
     assert done["acme"][1] == "0007"
     assert all(status.is_current for status in database_status(config))
+
+
+def test_a_runtime_started_after_strict_tenants_exist_reads_them(
+    make_runtime: MakeRuntime, database_url: str, strict_url: StrictUrl
+) -> None:
+    first = make_runtime(database_url=database_url)
+    acme = create(first, "acme", "strict", strict_url)
+    restarted = make_runtime(database_url=database_url)
+
+    assert restarted.effective("acme").tenant.slack_channel == "#acme-alerts"
+    acme.update_config({"slack_channel": "#acme-oncall"})
+    assert restarted.refresh_from_database() == (DocumentKey.for_scope("acme"),)
+    assert restarted.effective("acme").tenant.slack_channel == "#acme-oncall"
+
+
+def point_at(runtime: ConfigRuntime, tenant_id: str, reference: str) -> None:
+    with runtime.database.transaction() as connection:
+        connection.execute(
+            tenants.update().where(tenants.c.id == tenant_id).values(database=reference)
+        )
+
+
+def test_a_tenant_database_that_does_not_answer_delays_only_its_own_changes(
+    make_runtime: MakeRuntime, database_url: str, strict_url: StrictUrl
+) -> None:
+    here = make_runtime(database_url=database_url)
+    acme = create(here, "acme", "strict", strict_url)
+    globex = create(here, "globex", "logical", strict_url)
+    reference = acme.info().database
+    assert reference is not None
+    there = make_runtime(database_url=database_url)
+    point_at(here, "acme", "postgresql://127.0.0.1:1/unreachable")
+
+    globex.update_config({"locale": "es_ES"})
+    acme.update_config({"locale": "de_DE"})  # written while `there` cannot read it
+    assert there.refresh_from_database() == (DocumentKey.for_scope("globex"),)
+
+    point_at(here, "acme", reference)
+    assert DocumentKey.for_scope("acme") in there.refresh_from_database()
+    assert there.effective("acme").tenant.locale == "de_DE"

@@ -54,20 +54,6 @@ DAVE = Actor("dave", roles=frozenset({"admin"}), all_tenants=True)
 PASSWORD = "s3cret-strict-password-9f2c"  # nosec B105 - a test value that must never show
 
 
-# ConfigRuntime.start() recurses when the registry already holds a strict tenant: it
-# opens the tenant's database (current_versions) with _open_tenant_database, which reads
-# self.config, which starts the runtime again. Every command run after a strict tenant
-# exists starts a runtime so. Until configs/runtime.py is fixed these command-line tests
-# are expected to fail with that recursion (and only on SQLite: on PostgreSQL it also
-# leaks a connection into the next test); once it is, they pass, xfail_strict fails
-# them, and this marker is to be removed (and "postgres" added back to their backends).
-RESTART_RECURSES = pytest.mark.xfail(
-    raises=RecursionError,
-    reason="ConfigRuntime.start recurses once a strict tenant exists (configs/runtime.py)",
-)
-SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
 @dataclass(frozen=True)
 class Backend:
     """The shared database, and the URL of a strict tenant's own (None: the default file)."""
@@ -157,8 +143,6 @@ def state_of(engine: Engine, delivery_id: int) -> str:
 # --- tenant create / list / show / delete ---------------------------------------------------
 
 
-@RESTART_RECURSES
-@SQLITE_ONLY
 def test_cli_creates_a_strict_tenant_in_its_own_database_and_deletes_it(
     capsys: pytest.CaptureFixture[str],
     cli_env: Backend,
@@ -265,8 +249,6 @@ def test_cli_refuses_a_database_url_with_a_password_or_without_strict_isolation(
     assert code == 2
 
 
-@RESTART_RECURSES
-@SQLITE_ONLY
 def test_a_runtime_starts_when_a_strict_tenant_exists(
     make_runtime: MakeRuntime, backend: Backend
 ) -> None:
@@ -319,8 +301,6 @@ def test_dead_letters_of_a_strict_tenant_are_listed_and_replayed_in_its_database
     assert log.verify().ok
 
 
-@RESTART_RECURSES
-@SQLITE_ONLY
 def test_deadletters_commands_list_both_kinds_and_replay_in_the_tenants_database(
     capsys: pytest.CaptureFixture[str], cli_env: Backend, runtime: ConfigRuntime
 ) -> None:
@@ -425,8 +405,6 @@ def test_audit_verify_covers_the_strict_tenants_chain_and_finds_tampering_there(
     assert not log.verify("acme:global").ok
 
 
-@RESTART_RECURSES
-@SQLITE_ONLY
 def test_audit_commands_show_the_strict_tenants_chain(
     capsys: pytest.CaptureFixture[str], cli_env: Backend, runtime: ConfigRuntime
 ) -> None:

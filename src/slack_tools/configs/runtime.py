@@ -282,9 +282,13 @@ class ConfigRuntime:
             self._databases = TenantDatabases(self._database, self._open_tenant_database)
             self._store = RoutedDocumentStore(self._databases)
             self._last_poll = datetime.now(UTC)
-            self._known_versions = self._store.current_versions()
             snapshot = self._with_overrides(sources, base)
             self._snapshot = snapshot
+            # After the snapshot: opening a strict tenant's database reads the configuration.
+            self._known_versions, unreachable = self._store.reachable_versions()
+            if unreachable:
+                self._last_poll = None  # the first poll reads everything again
+                log.warning("config.tenant_databases_unreachable", tenants=unreachable)
             self._effective  # noqa: B018 - made now, so a reload only empties it
             self._record(
                 ReloadStatus(
@@ -490,9 +494,13 @@ class ConfigRuntime:
         self._refresh_registry()
         with self._lock:
             started = datetime.now(UTC)
-            since = (self._last_poll or started) - POLL_OVERLAP
-            current = self.store.current_versions(updated_since=since)
-            self._last_poll = started
+            since = None if self._last_poll is None else self._last_poll - POLL_OVERLAP
+            current, unreachable = self.store.reachable_versions(updated_since=since)
+            if unreachable:
+                # Not moved on: what those databases changed meanwhile is read when they answer.
+                log.warning("config.tenant_databases_unreachable", tenants=unreachable)
+            else:
+                self._last_poll = started
             changed = tuple(
                 key for key, version in current.items() if self._known_versions.get(key) != version
             )

@@ -409,10 +409,27 @@ class RoutedDocumentStore:
         )
 
     def current_versions(self, updated_since: datetime | None = None) -> dict[DocumentKey, int]:
-        found: dict[DocumentKey, int] = {}
-        for store in self.stores():
-            found.update(store.current_versions(updated_since))
+        found, unreachable = self.reachable_versions(updated_since)
+        if unreachable:
+            raise StorageError(
+                "cannot read configuration changes of tenant(s) " + ", ".join(unreachable)
+            )
         return found
+
+    def reachable_versions(
+        self, updated_since: datetime | None = None
+    ) -> tuple[dict[DocumentKey, int], list[str]]:
+        """:meth:`DocumentStore.current_versions` of every database that answers, and the
+        strict tenants whose database did not (the shared database must answer)."""
+        found = self._store_of(self._databases.shared.engine).current_versions(updated_since)
+        unreachable = []
+        for tenant_id in self._databases.strict_ids():
+            try:
+                store = self._store_of(self._databases.for_tenant(tenant_id).engine)
+                found.update(store.current_versions(updated_since))
+            except StorageError:
+                unreachable.append(tenant_id)
+        return found, unreachable
 
     def append(
         self,

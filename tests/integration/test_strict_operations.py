@@ -560,6 +560,32 @@ async def test_the_admin_api_replays_and_audits_a_strict_tenants_dead_letters(
     assert "initech:global" in verified.json()["checked"]
 
 
+async def test_the_admin_api_lists_every_databases_dead_letters_and_refuses_ambiguous_ids(
+    served: tuple[Harness, Backend],
+) -> None:
+    harness, _ = served
+    own = harness.runtime.database_for("initech").engine
+    strict_dead = add_dead_letter(own, "initech", "Own", "invalid_auth")
+    shared_dead = add_dead_letter(harness.engine, "acme", "Shared", "channel_not_found")
+    assert strict_dead == shared_dead  # each database numbers its own
+    admin = bearer(ADMIN_TOKEN)
+
+    listed = await harness.client.get("/admin/deadletters", headers=admin)
+    assert listed.status_code == 200, listed.text
+    assert {(d["tenant"], d["reason"]) for d in listed.json()["dead_letters"]} == {
+        ("initech", "invalid_auth"),
+        ("acme", "channel_not_found"),
+    }
+    refused = await harness.client.post(
+        "/admin/deadletters/replay", json={"ids": [strict_dead]}, headers=admin
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].split(";")[0] == PROBLEM_JSON
+    assert "name the tenant" in refused.json()["detail"]
+    assert state_of(own, strict_dead) == "dead"
+    assert state_of(harness.engine, shared_dead) == "dead"
+
+
 async def test_the_tenant_api_creates_a_strict_tenant_and_shows_where_its_data_is(
     open_service: OpenService, backend: Backend
 ) -> None:
@@ -649,7 +675,7 @@ async def test_a_strict_tenants_quota_keys_are_under_its_own_prefix(
     create_logical(runtime)
     client = Redis.from_url(REDIS_URL)
     try:
-        counter = RedisQuotaCounter(client, prefix, strict=runtime.databases.is_strict)
+        counter = RedisQuotaCounter(client, prefix, strict=runtime.databases.is_known_strict)
         assert (await counter.take("acme", QUOTA, 3)).used == 3
         assert (await counter.take("globex", QUOTA, 2)).used == 2
         assert (await counter.peek("acme", QUOTA)).used == 3

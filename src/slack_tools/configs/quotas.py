@@ -199,9 +199,8 @@ class RedisQuotaCounter:
 
     ``strict`` says whether a tenant is strictly isolated (its keys then live under
     :func:`tenant_key_prefix`); without it every tenant's keys are under ``prefix``.
-    It is asked on every take, so it must answer from memory (such as
-    ``runtime.databases.is_strict``, which reads the registry only for a tenant it
-    does not know yet).
+    It is asked on every take, so it must answer from memory (the service gives
+    ``runtime.databases.is_known_strict``).
     """
 
     def __init__(

@@ -17,12 +17,16 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from slack_tools import __version__
 from slack_tools.alerts.models import Source
-from slack_tools.configs.security.audit import AuditLog, replay_dead_letters
+from slack_tools.configs.security.audit import (
+    AmbiguousDeadLetterError,
+    AuditLog,
+    list_dead_letters,
+    replay_dead_letters,
+)
 from slack_tools.configs.security.rbac import authorize, authorize_all_tenants, require_permission
 from slack_tools.errors import PayloadError, PermissionDenied, StorageError
 from slack_tools.service import interactions, problems, security_routes, tenant_routes
@@ -38,9 +42,7 @@ from slack_tools.service.bodies import TooLarge, read_body
 from slack_tools.service.container import DEV_SLACK_PATH, Service
 from slack_tools.service.ingest import Caller, FloodError, Forbidden, Unauthorized
 from slack_tools.slack.fake import create_app as create_fake_app
-from slack_tools.storage import Database
-from slack_tools.storage import delivery as outbox
-from slack_tools.storage.scope import ALL_TENANTS, TenantScope
+from slack_tools.storage.scope import ALL_TENANTS
 
 # Alertmanager and Grafana retry only 5xx (and ignore Retry-After): a flood answer
 # they would drop must be a 503. A generic sender gets the standard 429.
@@ -322,30 +324,19 @@ async def dead_letters(
     """Deliveries given up on, newest first, with the reason."""
     _scope_of("alerts.read", tenant)
 
-    def read_one(database: Database, scope: TenantScope) -> list[outbox.DeadLetter]:
-        with database.engine.connect() as connection:
-            return outbox.dead_letters(connection, scope)
-
-    def read() -> tuple[list[outbox.DeadLetter], list[str]]:
-        if tenant is not None:  # in the tenant's database: its own under strict isolation
-            return read_one(service.runtime.database_for(tenant), tenant), []
-        # Every database: the shared one (an outage there is an error), then each strict
-        # tenant's, listed as unreachable when it cannot be read.
-        databases = service.runtime.databases
-        found = read_one(databases.shared, ALL_TENANTS)
-        unreachable = []
-        for tenant_id in databases.strict_ids():
-            try:
-                found += read_one(databases.for_tenant(tenant_id), tenant_id)
-            except (StorageError, SQLAlchemyError) as exc:
-                log.warning(
-                    "deadletters.database_unreachable", tenant=tenant_id, error=type(exc).__name__
-                )
-                unreachable.append(tenant_id)
-        found.sort(key=lambda d: (d.updated_at, d.id), reverse=True)
-        return found[:DEAD_LETTERS_MAX], unreachable
-
-    letters, unreachable = await asyncio.to_thread(read)
+    scope = ALL_TENANTS if tenant is None else tenant
+    unreachable: list[str] = []
+    # In the tenant's database (its own under strict isolation), or in every database;
+    # a strict tenant's that cannot be read is listed as unreachable, not an error.
+    letters = await asyncio.to_thread(
+        list_dead_letters,
+        AuditLog.of(service.runtime),
+        scope,
+        DEAD_LETTERS_MAX,
+        unreachable=unreachable,
+    )
+    for tenant_id in unreachable:
+        log.warning("deadletters.database_unreachable", tenant=tenant_id)
     return {
         **({"unreachable_tenants": unreachable} if unreachable else {}),
         "dead_letters": [
@@ -371,7 +362,12 @@ async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
 
     scope = ALL_TENANTS if body.tenant is None else body.tenant
     log = AuditLog.of(service.runtime)
-    count = await asyncio.to_thread(replay_dead_letters, log, scope, ids=body.ids)
+    try:
+        count = await asyncio.to_thread(replay_dead_letters, log, scope, ids=body.ids)
+    except AmbiguousDeadLetterError as exc:
+        raise tenant_routes.Refused(
+            problems.problem(409, "Ambiguous dead letter ids", str(exc))
+        ) from None
     service.dispatcher.wake()
     return {"replayed": count}
 

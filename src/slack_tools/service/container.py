@@ -289,7 +289,7 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     )
     database = runtime.database
     redis, limiter = _redis(config)
-    quotas = _quotas(config, redis, metrics)
+    quotas = _quotas(runtime, redis, metrics)
     tenants = TenantStore(database.engine)
     catalogs, templates = _localization(config, metrics)
     slack = SlackClient(
@@ -352,12 +352,16 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
     )
 
 
-def _quotas(config: AppConfig, redis: Redis | None, metrics: ServiceMetrics) -> QuotaCounter:
-    """Shared in Redis when it is configured (memory while it fails), else this process's."""
+def _quotas(runtime: ConfigRuntime, redis: Redis | None, metrics: ServiceMetrics) -> QuotaCounter:
+    """Shared in Redis when it is configured (memory while it fails), else this process's.
+
+    A strictly isolated tenant's counters are under its own key prefix."""
     if redis is None:
         return MemoryQuotaCounter()
     return FailoverQuotaCounter(
-        RedisQuotaCounter(redis, config.redis.key_prefix),
+        RedisQuotaCounter(
+            redis, runtime.config.redis.key_prefix, strict=runtime.databases.is_known_strict
+        ),
         on_fallback=metrics.quota_fallbacks.inc,
     )
 

@@ -163,6 +163,13 @@ class TenantDatabases:
     def is_strict(self, tenant_id: str) -> bool:
         return self.reference(tenant_id) is not None
 
+    def is_known_strict(self, tenant_id: str) -> bool:
+        """:meth:`is_strict` from memory only, never reading the registry (for the event
+        loop): a tenant created elsewhere is known after its first lookup or a refresh."""
+        with self._lock:
+            known = self._references
+            return known is not None and known.get(tenant_id) is not None
+
     def for_tenant(self, tenant_id: str) -> Database:
         """The database holding ``tenant_id``'s data."""
         reference = self.reference(tenant_id)

@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 from slack_tools.configs import ConfigRuntime, ConfigValidationError
 from slack_tools.configs.runtime import database_status, migrate_database
 from slack_tools.configs.schema import IsolationMode
+from slack_tools.configs.security.audit import AuditLog
 from slack_tools.configs.tenant_manager import TenantManager
-from slack_tools.errors import ConflictError
+from slack_tools.errors import ConflictError, StorageError
 from slack_tools.storage import Database, DocumentKey, DocumentStore
 from slack_tools.storage.database import _alembic_config, create_engine
 from slack_tools.storage.tables import (
@@ -323,3 +324,117 @@ def test_a_tenant_database_that_does_not_answer_delays_only_its_own_changes(
     point_at(here, "acme", reference)
     assert DocumentKey.for_scope("acme") in there.refresh_from_database()
     assert there.effective("acme").tenant.locale == "de_DE"
+
+
+def test_another_instance_forgets_a_strict_tenant_deleted_and_created_again(
+    make_runtime: MakeRuntime, database_url: str, strict_url: StrictUrl
+) -> None:
+    here = make_runtime(database_url=database_url)
+    there = make_runtime(database_url=database_url)
+    acme = create(here, "acme", "strict", strict_url)
+    reference = acme.info().database
+    assert there.effective("acme").tenant.slack_channel == "#acme-alerts"
+
+    acme.delete()
+    TenantManager.create(
+        "acme",
+        config={"slack_channel": "#acme-again", "isolation": "strict"},
+        runtime=here,
+        database_url=None if reference and reference.startswith("sqlite") else reference,
+    )
+    # The new tenant's document is version 1 again, in a new database: the registry's
+    # creation time, not the version, tells the other instance it is another tenant.
+    there.refresh_from_database()
+    assert there.effective("acme").tenant.slack_channel == "#acme-again"
+
+
+def test_a_delete_that_cannot_reach_the_tenants_database_keeps_the_tenant(
+    runtime: ConfigRuntime, strict_url: StrictUrl
+) -> None:
+    acme = create(runtime, "acme", "strict", strict_url)
+    reference = acme.info().database
+    assert reference is not None
+    point_at(runtime, "acme", "postgresql://127.0.0.1:1/unreachable")
+    runtime.databases.refresh()
+
+    with pytest.raises(StorageError, match="tenant acme's database"):
+        acme.delete()
+    assert acme.exists()  # registered still: deleting it again finishes the job
+
+    point_at(runtime, "acme", reference)
+    runtime.databases.refresh()
+    assert acme.delete()["config_versions"] == 1
+    assert not acme.exists()
+
+
+def test_a_missing_sqlite_file_is_an_error_not_a_new_empty_database(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    here = make_runtime(database_url=f"sqlite:///{tmp_path / 'shared.db'}")
+    acme = TenantManager.create(
+        "acme", config={"slack_channel": "#acme", "isolation": "strict"}, runtime=here
+    )[0]
+    files = [Path(here.database_for("acme").engine.url.database or "")]
+    here.databases.dispose()
+    for path in files:
+        path.unlink()
+
+    there = make_runtime(database_url=f"sqlite:///{tmp_path / 'shared.db'}")
+    with pytest.raises(StorageError, match=r"tenant acme's database: .*is missing"):
+        there.database_for("acme")
+    assert not files[0].exists()
+    assert acme.exists()
+
+
+def test_db_status_reads_a_database_from_before_tenant_databases(
+    make_runtime: MakeRuntime, database_url: str
+) -> None:
+    runtime = make_runtime(extra={"SLACK_TOOLS__DATABASE__URL": database_url})
+    command.downgrade(_alembic_config(runtime.database.engine), "0007")
+
+    [status] = database_status(runtime.config)
+    assert (status.tenant, status.current) == (None, "0007")
+    [(upgraded, before)] = migrate_database(runtime.config)
+    assert (before, upgraded.is_current) == ("0007", True)
+
+
+def test_an_unreachable_tenant_database_is_named_by_audit_and_db_status(
+    make_runtime: MakeRuntime, database_url: str, strict_url: StrictUrl
+) -> None:
+    runtime = make_runtime(extra={"SLACK_TOOLS__DATABASE__URL": database_url})
+    create(runtime, "acme", "strict", strict_url)
+    create(runtime, "globex", "logical", strict_url)
+    point_at(runtime, "acme", "postgresql://127.0.0.1:1/unreachable")
+    runtime.databases.refresh()
+    log = AuditLog.of(runtime)
+
+    verification = log.verify()
+    assert not verification.ok
+    assert verification.breach is not None
+    assert (verification.breach.chain, verification.breach.reason) == ("acme:*", "unreadable")
+    assert "global" in verification.checked  # the shared chain was still checked
+    # Listing every tenant's entries leaves out only what cannot be read.
+    assert {e.tenant for e in log.entries()} == {"globex"}
+
+    statuses = {status.tenant: status for status in database_status(runtime.config)}
+    assert statuses[None].is_current
+    assert not statuses["acme"].is_current
+    assert "cannot reach" in (statuses["acme"].error or "")
+
+
+def test_a_strict_tenants_failed_change_is_audited_in_its_own_database(
+    runtime: ConfigRuntime, strict_url: StrictUrl
+) -> None:
+    acme = create(runtime, "acme", "strict", strict_url)
+    with pytest.raises(ConfigValidationError):
+        acme.update_config({"locale": "xx_XX"})
+
+    own = runtime.database_for("acme")
+    with own.engine.connect() as connection:
+        outcomes = connection.execute(
+            sa.select(audit_entries.c.action, audit_entries.c.outcome).where(
+                audit_entries.c.tenant_id == "acme"
+            )
+        ).all()
+    assert [row.outcome for row in outcomes].count("failure") == 1
+    assert rows(runtime.database, audit_entries, "acme") == 0

@@ -613,6 +613,28 @@ async def test_the_tenant_api_creates_a_strict_tenant_and_shows_where_its_data_i
     assert shown.json()["config"]["isolation"] == "strict"
 
 
+async def test_only_an_admin_of_every_tenant_may_choose_a_tenants_database(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Where the service connects, with its own database password, is not a tenant's
+    choice: a tenant admin may create its tenant strict, but not name its database."""
+    body = {
+        "id": "initech",
+        "config": {"isolation": "strict", "slack_channel": "#initech"},
+        "database_url": f"sqlite:///{tmp_path / 'elsewhere.db'}",
+    }
+    tenant_admin = bearer(issue_test_token("tenant_admin", ("initech",), subject="alice"))
+    refused = await harness.client.post("/api/v1/tenants", json=body, headers=tenant_admin)
+    assert refused.status_code == 403, refused.text
+    assert not (tmp_path / "elsewhere.db").exists()
+    assert not TenantManager("initech", harness.runtime).exists()
+
+    del body["database_url"]
+    created = await harness.client.post("/api/v1/tenants", json=body, headers=tenant_admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["tenant"]["isolation"] == "strict"
+
+
 @pytest.mark.parametrize(
     ("database_url", "isolation", "says"),
     [
@@ -625,6 +647,7 @@ async def test_the_tenant_api_creates_a_strict_tenant_and_shows_where_its_data_i
         ("not a url at all", "strict", "database URL"),
         ("mysql://db.internal/acme", "strict", "SQLite or PostgreSQL"),
         ("sqlite://", "strict", "in-memory"),
+        ("postgresql://db.internal/acme?password=x", "strict", "not password"),
         ("postgresql://db.internal/acme", "logical", "strict isolation only"),
         ("postgresql://db.internal/acme", None, "strict isolation only"),
     ],

@@ -98,22 +98,33 @@ def _rotate(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending schema migrations."""
+    """Apply pending schema migrations to the shared database and every tenant's own."""
+    failed = False
     for status, before in migrate_database(resolve(load_sources(read_environment())).config):
+        if status.error is not None:
+            err.print(f"tenant {status.tenant}: not migrated: {status.error}", markup=False)
+            failed = True
+            continue
         out.print(f"{_named(status)}: {before or 'empty'} → {status.current}", markup=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @db_app.command("status")
 def db_status() -> None:
-    """Show the database's schema revision and whether it is current (exit 1 if not)."""
+    """Show each database's schema revision and whether it is current (exit 1 if not)."""
     statuses = database_status(resolve(load_sources(read_environment())).config)
     for status in statuses:
+        if status.error is not None:
+            err.print(f"tenant {status.tenant}: {status.error}", markup=False)
+            continue
         out.print(
             f"{_named(status)}: at {status.current or 'empty'}, code needs {status.head}",
             markup=False,
         )
-    if not all(status.is_current for status in statuses):
+    if any(status.error is None and not status.is_current for status in statuses):
         err.print("run 'slack-tools db upgrade'")
+    if not all(status.is_current for status in statuses):
         raise typer.Exit(1)
 
 

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from slack_tools.cli.common import (
     Author,
@@ -30,10 +29,10 @@ from slack_tools.cli.common import (
 )
 from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.schema import AppConfig, IsolationMode
-from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
-from slack_tools.errors import SlackToolsError, StorageError
+from slack_tools.configs.tenant_manager import IssuedKey, TenantManager, checked_database_url
+from slack_tools.errors import ConfigError, SlackToolsError, StorageError
 from slack_tools.slack.client import SlackCallError, SlackClient
-from slack_tools.storage.tenant_databases import check_reference
+from slack_tools.storage.tenant_databases import safe_reference
 from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, check_tenant_id
 from slack_tools.storage.usage import METRICS, totals
 
@@ -140,19 +139,15 @@ def tenant_create(
     if not channel:
         # A shared default channel would mix several tenants' alerts: each names its own.
         raise typer.BadParameter("give the tenant's channel with --channel '#name'")
-    if database_url is not None:
-        try:
-            check_reference(database_url)
-        except StorageError as exc:
-            raise typer.BadParameter(f"--database-url: {exc}") from None
     runtime = open_runtime()
     config = runtime.config
     mode = IsolationMode(isolation or config.tenants.defaults.isolation)
-    if database_url is not None and mode is not IsolationMode.STRICT:
-        raise typer.BadParameter(
-            f"--database-url: a database of its own is for strict isolation only, and "
-            f"{tenant_id} would be {mode.value}: add --isolation strict"
-        )
+    try:
+        checked_database_url(mode.value, database_url)
+    except StorageError as exc:
+        raise typer.BadParameter(f"--database-url: {exc}") from None
+    except ConfigError as exc:
+        raise typer.BadParameter(f"--database-url: {exc}: add --isolation strict") from None
     if TenantManager(tenant_id, runtime).exists():
         raise SlackToolsError(f"tenant {tenant_id!r} already exists")
     patch: dict[str, Any] = {
@@ -187,21 +182,16 @@ def tenant_create(
     out.print(f"tenant {tenant_id} created; its messages go to {channel}", markup=False)
     own = manager.info().database
     if own is not None:
-        out.print(f"strict isolation: its data is in its own database, {_safe(own)}", markup=False)
+        out.print(
+            f"strict isolation: its data is in its own database, {safe_reference(own)}",
+            markup=False,
+        )
     _print_key(issued, tenant_id)
     out.print(
         "Alertmanager: webhook_configs: [{url: <service>/api/v1/alerts/alertmanager, "
         "http_config: {authorization: {credentials: <key>}}}]",
         markup=False,
     )
-
-
-def _safe(reference: str) -> str:
-    """A database reference as shown: never with a password (none is stored, but still)."""
-    try:
-        return make_url(reference).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unreadable reference)"
 
 
 def _isolation(runtime: ConfigRuntime, tenant: TenantRecord) -> str:
@@ -215,7 +205,7 @@ def _isolation(runtime: ConfigRuntime, tenant: TenantRecord) -> str:
 
 
 def _where(tenant: TenantRecord) -> str:
-    return "shared" if tenant.database is None else _safe(tenant.database)
+    return "shared" if tenant.database is None else safe_reference(tenant.database)
 
 
 @tenant_app.command("list")
@@ -247,7 +237,11 @@ def tenant_show(tenant_id: TenantId) -> None:
     out.print(f"# tenant {info.id}: {info.name}, {info.status.value}", markup=False)
     out.print(f"# created {_when(info.created_at)} UTC", markup=False)
     isolation = _isolation(manager.runtime, info)
-    where = "the shared database" if info.database is None else f"its own, {_safe(info.database)}"
+    where = (
+        "the shared database"
+        if info.database is None
+        else f"its own, {safe_reference(info.database)}"
+    )
     out.print(f"# isolation {isolation}; data in {where}", markup=False)
     out.print(f"# configuration version {manager.config_version}", markup=False)
     out.print(yaml_dump(manager.show_config()), end="", markup=False, highlight=False)
@@ -349,10 +343,12 @@ def tenant_delete(
     if own is None:
         return
     if make_url(own).get_backend_name() == "sqlite":
-        err.print(f"its own database {_safe(own)} was emptied and its file removed", markup=False)
+        err.print(
+            f"its own database {safe_reference(own)} was emptied and its file removed", markup=False
+        )
     else:
         err.print(
-            f"its own database {_safe(own)} was emptied; drop it on its server when it is "
+            f"its own database {safe_reference(own)} was emptied; drop it on its server when it is "
             "no longer wanted (DROP DATABASE)",
             markup=False,
         )

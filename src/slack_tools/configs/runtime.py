@@ -34,7 +34,7 @@ from slack_tools.configs.config_loader import (
 from slack_tools.configs.schema import AppConfig, IsolationMode, TenantConfig, UserConfig
 from slack_tools.configs.trees import leaves
 from slack_tools.configs.validator import ConfigValidationError, Issue, Level, errors_in
-from slack_tools.errors import SecretError, SlackToolsError
+from slack_tools.errors import SecretError, SlackToolsError, StorageError
 from slack_tools.storage import (
     Database,
     DocumentKey,
@@ -48,7 +48,12 @@ from slack_tools.storage import (
 )
 from slack_tools.storage.database import current_revision, ensure_database
 from slack_tools.storage.documents import RoutedDocumentStore
-from slack_tools.storage.tenant_databases import TenantDatabases, resolve_reference
+from slack_tools.storage.tenant_databases import (
+    TenantDatabases,
+    has_tenant_databases,
+    missing_sqlite_file,
+    resolve_reference,
+)
 from slack_tools.storage.tenants import TenantStore
 
 log = structlog.get_logger(__name__)
@@ -133,14 +138,23 @@ def database_url(config: AppConfig) -> str:
     return config.database.url or default_sqlite_url(config.data_dir or "./data")
 
 
-def open_database(config: AppConfig, reference: str | None = None) -> Database:
-    """The shared database, or with ``reference`` a strict tenant's own (created if missing)."""
+def open_database(
+    config: AppConfig, reference: str | None = None, *, create: bool = False
+) -> Database:
+    """The shared database, or with ``reference`` a strict tenant's own.
+
+    A tenant's database is made only when ``create`` is set (the tenant is being
+    created): one that has gone missing is an error, not silently made again empty.
+    """
     settings = config.database
     password = settings.password.get_secret_value() if settings.password else None
     url = database_url(config)
     if reference is not None:
         url = resolve_reference(reference, config.data_dir or "./data")
-        ensure_database(url, password=password)
+        if create:
+            ensure_database(url, password=password)
+        else:
+            missing_sqlite_file(url)
     # Each strict tenant's database has a pool of its own: few idle connections each,
     # so that many tenants do not exhaust the server's connection limit.
     pool_size = settings.pool_size if reference is None else TENANT_POOL_SIZE
@@ -159,33 +173,40 @@ def open_database(config: AppConfig, reference: str | None = None) -> Database:
 class DatabaseStatus:
     """Where a database is (password hidden) and which schema revision it is at.
 
-    ``tenant``: the strictly isolated tenant it belongs to (None: the shared database).
+    ``tenant``: the strictly isolated tenant it belongs to (None: the shared database);
+    ``error``: why it could not be read (then its revision is unknown).
     """
 
     url: str
     current: str | None
     head: str
     tenant: str | None = None
+    error: str | None = None
 
     @property
     def is_current(self) -> bool:
-        return self.current == self.head
+        return self.error is None and self.current == self.head
 
 
-def _each_database(config: AppConfig) -> Iterator[tuple[str | None, Database]]:
-    """The shared database, then every strict tenant's, each disposed after use.
+def _each_database(
+    config: AppConfig, unreachable: Callable[[str, StorageError], None]
+) -> Iterator[tuple[str | None, Database]]:
+    """The shared database, then every strict tenant's that opens (each disposed after
+    use); one that does not is told to ``unreachable`` and skipped.
 
-    The registry is read only from a shared database whose schema has it; an empty
-    or older one has no strict tenants yet.
+    The registry is read once the shared database is past the migration that gave it
+    tenant databases (the caller may have just upgraded it); before, there are none.
     """
     shared = open_database(config)
     try:
         yield None, shared
-        if current_revision(shared.engine) is None:
+        if not has_tenant_databases(shared):
             return
         databases = TenantDatabases(shared, lambda ref: open_database(config, ref))
         try:
-            yield from databases.strict().items()
+            for tenant_id, database in databases.reachable(unreachable):
+                if tenant_id is not None:
+                    yield tenant_id, database
         finally:
             databases.dispose()
     finally:
@@ -195,18 +216,40 @@ def _each_database(config: AppConfig) -> Iterator[tuple[str | None, Database]]:
 def database_status(config: AppConfig) -> list[DatabaseStatus]:
     """The schema revision of the shared database and of every strict tenant's."""
     head = head_revision()
-    return [
-        DatabaseStatus(database.safe_url, current_revision(database.engine), head, tenant)
-        for tenant, database in _each_database(config)
-    ]
+    found: list[DatabaseStatus] = []
+
+    def unreachable(tenant: str, exc: StorageError) -> None:
+        found.append(DatabaseStatus("", None, head, tenant, str(exc)))
+
+    for tenant, database in _each_database(config, unreachable):
+        try:
+            current = current_revision(database.engine)
+        except StorageError as exc:
+            if tenant is None:
+                raise
+            unreachable(tenant, exc)
+            continue
+        found.append(DatabaseStatus(database.safe_url, current, head, tenant))
+    return found
 
 
 def migrate_database(config: AppConfig) -> list[tuple[DatabaseStatus, str | None]]:
-    """Apply pending migrations to every database; each new status with the revision before."""
+    """Apply pending migrations to every database that opens; each new status with the
+    revision before (a tenant database that does not open is listed with its error)."""
     head = head_revision()
-    done = []
-    for tenant, database in _each_database(config):
-        before, after = upgrade(database.engine)
+    done: list[tuple[DatabaseStatus, str | None]] = []
+
+    def unreachable(tenant: str, exc: StorageError) -> None:
+        done.append((DatabaseStatus("", None, head, tenant, str(exc)), None))
+
+    for tenant, database in _each_database(config, unreachable):
+        try:
+            before, after = upgrade(database.engine)
+        except StorageError as exc:
+            if tenant is None:
+                raise
+            unreachable(tenant, exc)
+            continue
         done.append((DatabaseStatus(database.safe_url, after, head, tenant), before))
     return done
 
@@ -349,9 +392,11 @@ class ConfigRuntime:
         """The database holding ``tenant_id``'s data."""
         return self.databases.for_tenant(tenant_id)
 
-    def _open_tenant_database(self, reference: str, *, migrate: bool | None = None) -> Database:
+    def _open_tenant_database(
+        self, reference: str, *, migrate: bool | None = None, create: bool = False
+    ) -> Database:
         config = self.config
-        database = open_database(config, reference)
+        database = open_database(config, reference, create=create)
         try:
             if migrate is None:
                 migrate = config.database.auto_migrate if self._migrate is None else self._migrate
@@ -366,7 +411,7 @@ class ConfigRuntime:
 
     def create_tenant_database(self, reference: str) -> Database:
         """Make a new strict tenant's database (and its schema) before it is registered."""
-        return self._open_tenant_database(reference, migrate=True)
+        return self._open_tenant_database(reference, migrate=True, create=True)
 
     @property
     def store(self) -> RoutedDocumentStore:
@@ -532,10 +577,7 @@ class ConfigRuntime:
 
     def _refresh_registry(self) -> None:
         """Pick up strict tenants created or deleted by other processes."""
-        databases = self.databases
-        before = set(databases.strict_ids())
-        databases.refresh()
-        for tenant_id in before - set(databases.strict_ids()):
+        for tenant_id in self.databases.refresh():  # deleted, or deleted and created again
             self.forget_tenant(tenant_id)
 
     def forget_tenant(self, tenant_id: str) -> None:

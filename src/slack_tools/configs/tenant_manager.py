@@ -31,7 +31,7 @@ from slack_tools.configs.schema import IsolationMode, TenantConfig
 from slack_tools.configs.security import new_api_key
 from slack_tools.configs.security.audit import AuditLog
 from slack_tools.errors import ConfigError, ConflictError
-from slack_tools.storage import DocumentKey, DocumentVersion, usage
+from slack_tools.storage import Database, DocumentKey, DocumentVersion, usage
 from slack_tools.storage.audit import Draft
 from slack_tools.storage.tenant_databases import (
     check_reference,
@@ -69,6 +69,20 @@ def _runtime(runtime: ConfigRuntime | None) -> ConfigRuntime:
     from slack_tools.configs import default_runtime  # noqa: PLC0415 - avoids a cycle
 
     return default_runtime()
+
+
+def checked_database_url(isolation: str, database_url: str | None) -> str | None:
+    """The ``database_url`` of a creation: a database reference (no password), and only
+    for strict isolation. Raises :class:`StorageError` or :class:`ConfigError` saying why
+    (never repeating the URL)."""
+    if database_url is None:
+        return None
+    check_reference(database_url)
+    if str(isolation) != IsolationMode.STRICT.value:
+        raise ConfigError(
+            f"a database of its own is for strict isolation only (this tenant would be {isolation})"
+        )
+    return database_url
 
 
 def _new_key(label: str) -> tuple[str, NewKey]:
@@ -123,7 +137,7 @@ class TenantManager:
                 if reference is not None and manager._store.get(tenant_id) is None:
                     manager._destroy_database(reference)
                 raise
-            manager.runtime.databases.registered(tenant_id, reference)
+            manager.runtime.databases.registered(tenant_id, reference, record.created_at)
         try:
             # Audited once, with the document's first version: the creation is complete
             # only when its configuration is written.
@@ -144,18 +158,13 @@ class TenantManager:
     def _own_database(self, config: Mapping[str, Any], database_url: str | None) -> str | None:
         """Make a strict tenant's database (migrated, and empty); its reference, else None."""
         settings = self.runtime.config.tenants
-        isolation = config.get("isolation", settings.defaults.isolation)
-        if str(isolation) != IsolationMode.STRICT.value:
-            if database_url is not None:
-                raise ConfigError("a database of its own is for strict isolation only")
+        isolation = str(config.get("isolation", settings.defaults.isolation))
+        checked_database_url(isolation, database_url)
+        if isolation != IsolationMode.STRICT.value:
             return None
         if self.exists():  # before looking at its database, which would be the existing one's
             raise ConflictError(f"tenant {self.tenant_id!r} already exists")
-        reference = (
-            check_reference(database_url)
-            if database_url is not None
-            else tenant_reference(settings.strict_database_url, self.tenant_id)
-        )
+        reference = database_url or tenant_reference(settings.strict_database_url, self.tenant_id)
         database = self.runtime.create_tenant_database(reference)
         try:
             holding = holds_data(database)
@@ -169,17 +178,22 @@ class TenantManager:
             )
         return reference
 
-    def _destroy_database(self, reference: str) -> dict[str, int]:
-        """Empty a strict tenant's database; a SQLite file is removed too."""
-        self.runtime.databases.forget(self.tenant_id)
+    def _destroy_database(self, reference: str) -> None:
+        """Empty a strict tenant's database that is not (or no longer) registered."""
         database = self.runtime.create_tenant_database(reference)
         try:
-            removed = empty(database)
+            empty(database)
         finally:
             database.dispose()
+        self._remove_files(database)
+
+    def _remove_files(self, database: Database) -> None:
+        """Close a deleted strict tenant's database; a SQLite file goes with it (a
+        PostgreSQL database stays, empty, for its owner to drop)."""
+        self.runtime.databases.forget(self.tenant_id)
+        database.dispose()
         for path in sqlite_files(database):
             path.unlink(missing_ok=True)
-        return removed
 
     @staticmethod
     def all(runtime: ConfigRuntime | None = None) -> list[TenantRecord]:
@@ -235,13 +249,16 @@ class TenantManager:
         """
         with self._failures("tenant.delete"):
             reference = self.info().database
-            entry = self._entry("tenant.delete", own_database=reference is not None)
+            own = None if reference is None else self.runtime.database_for(self.tenant_id)
+            # Its own database first: if that fails, the tenant is still registered and
+            # deleting it again finishes the job.
+            emptied = {} if own is None else empty(own)
+            entry = self._entry("tenant.delete", database=reference, emptied=emptied)
             removed = self._store.delete(self.tenant_id, audit_entry=entry)
-        if reference is not None:
-            # After the registry entry: a crash in between leaves data no key can reach,
-            # which deleting the tenant again (or 'tenant create' refusing it) shows.
-            for table, count in self._destroy_database(reference).items():
-                removed[table] = removed.get(table, 0) + count
+        for table, count in emptied.items():
+            removed[table] = removed.get(table, 0) + count
+        if own is not None:
+            self._remove_files(own)
         self.runtime.forget_tenant(self.tenant_id)
         return removed
 
@@ -326,7 +343,9 @@ class TenantManager:
             raise ValueError(f"the period ends ({last}) before it starts ({first})")
         if (last - first).days >= MAX_USAGE_DAYS:
             raise ValueError(f"ask for at most {MAX_USAGE_DAYS} days at once")
-        return usage.usage(self.runtime.database_for(self.tenant_id).engine, self.tenant_id, first, last)
+        return usage.usage(
+            self.runtime.database_for(self.tenant_id).engine, self.tenant_id, first, last
+        )
 
     def bill(self, counts: Mapping[str, int]) -> Bill | None:
         """What ``counts`` cost on the tenant's plan (None when the plan has no prices)."""

@@ -154,15 +154,17 @@ class Service:
 
         A tenant database that cannot be opened is skipped, and logged when that starts.
         """
-        databases = self.runtime.databases
-        yield None, databases.shared
-        for tenant_id in databases.strict_ids():
-            try:
-                database = databases.for_tenant(tenant_id)
-            except SlackToolsError as exc:
-                self._unreachable(tenant_id, what, exc)
-                continue
-            yield tenant_id, database
+        return self.runtime.databases.reachable(
+            lambda tenant_id, exc: self._unreachable(tenant_id, what, exc)
+        )
+
+    def tenant_database_states(self) -> dict[str, str]:
+        """Each strict tenant's database, "ok" or "down" as the last statistics run found
+        it (answered from memory: a readiness probe must not query every database)."""
+        return {
+            tenant_id: "down" if tenant_id in self._unreadable else "ok"
+            for tenant_id in self.runtime.databases.strict_ids()
+        }
 
     def _unreachable(self, tenant_id: str | None, what: str, exc: Exception) -> None:
         if tenant_id not in self._unreadable:
@@ -322,7 +324,6 @@ def build_service(runtime: ConfigRuntime, *, port: int | None = None) -> Service
         metrics,
         on_queued=dispatcher.wake,
         quotas=quotas,
-        database_seconds=ingest.key_cache_seconds,
     )
     runtime.on_change(lambda _change: scrubber.update(known_secrets(runtime)))
     # monitoring.log_level and the breaker settings may change at run time.

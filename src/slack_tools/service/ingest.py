@@ -9,7 +9,6 @@ with a status the sender retries.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,7 +16,6 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Engine
 
 from slack_tools.alerts import sources
 from slack_tools.alerts.models import (
@@ -241,17 +239,11 @@ class Ingestor:
         *,
         on_queued: Callable[[], None] = lambda: None,
         quotas: QuotaCounter | None = None,
-        database_seconds: float = 30.0,
     ) -> None:
         self.runtime = runtime
         self.quotas = quotas or MemoryQuotaCounter()
         self.writers = writers
         self.keys = keys
-        # A strict tenant's database, as last looked up, and until when it is trusted
-        # (as long as an API key's lookup: a tenant deleted and made again under the same
-        # id, with another database, is written to the right one within that time).
-        self._database_seconds = database_seconds
-        self._own_engines: dict[str, tuple[Engine, float]] = {}
         self.flood = flood
         self.metrics = metrics
         self.on_queued = on_queued
@@ -296,14 +288,15 @@ class Ingestor:
         return Accepted(caller.tenant_id, alerts, tuple(results))
 
     async def _writer_of(self, caller: Caller) -> GroupCommitWriter:
-        """The writer of a strictly isolated tenant's own database."""
-        known = self._own_engines.get(caller.tenant_id)
-        if known is None or known[1] < time.monotonic():
-            # Off the loop: the first use opens the tenant's database (and may create it).
+        """The writer of a strictly isolated tenant's own database.
+
+        The open database is looked up in memory on every request, so a tenant deleted
+        (its database closed) or made again elsewhere is never written to the old one.
+        """
+        database = self.runtime.databases.opened(caller.tenant_id)
+        if database is None:  # off the loop: opening reads the registry and the database
             database = await asyncio.to_thread(self.runtime.database_for, caller.tenant_id)
-            known = (database.engine, time.monotonic() + self._database_seconds)
-            self._own_engines[caller.tenant_id] = known
-        return self.writers.for_engine(known[0])
+        return self.writers.for_engine(database.engine)
 
     async def _alerts_over_quota(
         self, tenant_id: str, limits: Mapping[str, int], alerts: int

@@ -18,23 +18,21 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from slack_tools.configs import ConfigValidationError
 from slack_tools.configs.quotas import resource_quotas
 from slack_tools.configs.schema import IsolationMode
 from slack_tools.configs.security.actors import current_actor
-from slack_tools.configs.security.rbac import authorize, require_permission
-from slack_tools.configs.tenant_manager import IssuedKey, TenantManager
+from slack_tools.configs.security.rbac import authorize, authorize_all_tenants, require_permission
+from slack_tools.configs.tenant_manager import IssuedKey, TenantManager, checked_database_url
 from slack_tools.configs.validator import Level
-from slack_tools.errors import ConflictError, NotFoundError, StorageError
+from slack_tools.errors import ConfigError, ConflictError, NotFoundError, StorageError
 from slack_tools.service import problems
 from slack_tools.service.admin_auth import ServiceDep, authenticate, author_of
 from slack_tools.service.bodies import NotAJsonObject, TooLarge, read_json_object
 from slack_tools.service.container import Service
 from slack_tools.storage import DocumentVersion
-from slack_tools.storage.tenant_databases import check_reference
+from slack_tools.storage.tenant_databases import safe_reference
 from slack_tools.storage.tenants import ApiKeyRecord, TenantRecord, TenantStatus
 from slack_tools.storage.usage import totals
 
@@ -152,16 +150,8 @@ def _tenant(record: TenantRecord) -> dict[str, Any]:
     }
     if record.database is not None:
         answer["isolation"] = IsolationMode.STRICT.value
-        answer["database"] = _safe_reference(record.database)
+        answer["database"] = safe_reference(record.database)
     return answer
-
-
-def _safe_reference(reference: str) -> str:
-    """A database reference as answered: never with a password (none is stored, but still)."""
-    try:
-        return make_url(reference).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unreadable reference)"
 
 
 def _invalid(field: str, message: str, detail: str | None = None) -> Refused:
@@ -182,19 +172,18 @@ def _own_database(service: Service, body: dict[str, Any], config: dict[str, Any]
         return None
     if not isinstance(value, str) or not value.strip():
         raise _invalid("database_url", "expected a non-empty string (a database URL)")
+    isolation = str(config.get("isolation", service.runtime.config.tenants.defaults.isolation))
     try:
-        check_reference(value)
+        return checked_database_url(isolation, value)
     except StorageError as exc:
         # The messages never repeat the URL, which may hold the password it refuses.
         raise _invalid("database_url", str(exc)) from None
-    isolation = config.get("isolation", service.runtime.config.tenants.defaults.isolation)
-    if str(isolation) != IsolationMode.STRICT.value:
+    except ConfigError as exc:
         raise _invalid(
             "database_url",
-            "a database of its own is for strict isolation only",
+            str(exc),
             'database_url is for a strictly isolated tenant: add "isolation": "strict" to config.',
-        )
-    return value
+        ) from None
 
 
 def _key(record: ApiKeyRecord) -> dict[str, Any]:
@@ -277,6 +266,9 @@ async def create_tenant(request: Request, service: ServiceDep) -> JSONResponse:
         )
     authorize("tenants.write", tenant_id)
     database_url = _own_database(service, body, config)
+    if database_url is not None:
+        # Where the service connects, with its database password: not a tenant's choice.
+        authorize_all_tenants("tenants.write")
     try:
         TenantManager(tenant_id, service.runtime)
     except ValueError as exc:

@@ -106,8 +106,16 @@ def _create_engine(
             cursor.close()
 
         return engine
+    # A server that does not answer fails a connection in seconds rather than hanging
+    # the thread (and whatever waits on it) for the operating system's TCP timeout.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
     return sa.create_engine(
-        parsed, echo=echo, pool_size=pool_size, pool_pre_ping=True, max_overflow=max_overflow
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        max_overflow=max_overflow,
+        connect_args=connect_args,
     )
 
 

@@ -368,14 +368,10 @@ class RoutedDocumentStore:
 
     def __init__(self, databases: TenantDatabases) -> None:
         self._databases = databases
-        self._stores: dict[int, tuple[Engine, DocumentStore]] = {}
 
-    def _store_of(self, engine: Engine) -> DocumentStore:
-        found = self._stores.get(id(engine))
-        if found is None or found[0] is not engine:
-            found = (engine, DocumentStore(engine))
-            self._stores[id(engine)] = found
-        return found[1]
+    @staticmethod
+    def _store_of(engine: Engine) -> DocumentStore:
+        return DocumentStore(engine)  # holds only the engine: made per call, never stale
 
     def store_for(self, key: DocumentKey) -> DocumentStore:
         """The store holding ``key``'s document."""
@@ -385,7 +381,7 @@ class RoutedDocumentStore:
 
     def stores(self) -> list[DocumentStore]:
         """One store per database, the shared one first."""
-        return [self._store_of(database.engine) for database in self._databases.all()]
+        return [self._store_of(database.engine) for _, database in self._databases.labelled()]
 
     def current(self, key: DocumentKey) -> DocumentVersion | None:
         return self.store_for(key).current(key)
@@ -408,26 +404,19 @@ class RoutedDocumentStore:
             key=lambda key: (key.scope.value, key.tenant_id, key.user_id),
         )
 
-    def current_versions(self, updated_since: datetime | None = None) -> dict[DocumentKey, int]:
-        found, unreachable = self.reachable_versions(updated_since)
-        if unreachable:
-            raise StorageError(
-                "cannot read configuration changes of tenant(s) " + ", ".join(unreachable)
-            )
-        return found
-
     def reachable_versions(
         self, updated_since: datetime | None = None
     ) -> tuple[dict[DocumentKey, int], list[str]]:
         """:meth:`DocumentStore.current_versions` of every database that answers, and the
         strict tenants whose database did not (the shared database must answer)."""
-        found = self._store_of(self._databases.shared.engine).current_versions(updated_since)
-        unreachable = []
-        for tenant_id in self._databases.strict_ids():
+        found: dict[DocumentKey, int] = {}
+        unreachable: list[str] = []
+        for tenant_id, database in self._databases.reachable(lambda t, _: unreachable.append(t)):
             try:
-                store = self._store_of(self._databases.for_tenant(tenant_id).engine)
-                found.update(store.current_versions(updated_since))
+                found.update(self._store_of(database.engine).current_versions(updated_since))
             except StorageError:
+                if tenant_id is None:
+                    raise
                 unreachable.append(tenant_id)
         return found, unreachable
 

@@ -17,7 +17,10 @@ so the data directory can move. References never hold a password: that comes fro
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +32,9 @@ from slack_tools.storage.database import Database, describe, write_transaction
 from slack_tools.storage.tables import metadata, tenants
 
 DEFAULT_TEMPLATE = "sqlite:///tenants/{tenant}.db"
+SAFE_QUERY_PARAMETERS = frozenset(
+    {"sslmode", "sslrootcert", "application_name", "connect_timeout", "options"}
+)
 
 
 def tenant_reference(template: str, tenant_id: str) -> str:
@@ -53,9 +59,26 @@ def check_reference(reference: str) -> str:
         raise StorageError(
             f"tenant databases are SQLite or PostgreSQL, not {url.get_backend_name()!r}"
         )
-    if url.get_backend_name() == "sqlite" and not url.database:
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         raise StorageError("a tenant's SQLite database needs a file, not an in-memory database")
+    # Only what says where and how to connect: never credentials, nor another host.
+    unsafe = sorted(set(url.query) - SAFE_QUERY_PARAMETERS)
+    if unsafe:
+        raise StorageError(
+            "a tenant database URL may carry only "
+            + ", ".join(sorted(SAFE_QUERY_PARAMETERS))
+            + " as parameters, not "
+            + ", ".join(unsafe)
+        )
     return reference
+
+
+def safe_reference(reference: str) -> str:
+    """A reference as shown to people: never with a password (none is stored, but still)."""
+    try:
+        return make_url(reference).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unreadable reference)"
 
 
 def resolve_reference(reference: str, data_dir: str | Path) -> str:
@@ -67,6 +90,26 @@ def resolve_reference(reference: str, data_dir: str | Path) -> str:
             path = Path(data_dir).expanduser().resolve() / path
         return url.set(database=str(path)).render_as_string(hide_password=False)
     return reference
+
+
+def missing_sqlite_file(url: str) -> None:
+    """Refuse to open a tenant's SQLite file that is not there (connecting would make it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    if parsed.database != ":memory:" and not Path(parsed.database).exists():
+        raise StorageError(f"its SQLite file {parsed.database} is missing")
+
+
+def has_tenant_databases(shared: Database) -> bool:
+    """Whether the shared database's registry can name tenant databases (migration 0008)."""
+    try:
+        columns = sa.inspect(shared.engine).get_columns("tenants")
+    except sa.exc.NoSuchTableError:
+        return False
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot reach the database: {describe(exc)}") from None
+    return any(column["name"] == "database" for column in columns)
 
 
 def sqlite_files(database: Database) -> list[Path]:
@@ -107,58 +150,78 @@ def empty(database: Database) -> dict[str, int]:
     return removed
 
 
+RETRY_OPEN_SECONDS = 5.0
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What the registry says of a tenant: where its data is, and which creation it is."""
+
+    reference: str | None
+    created_at: datetime
+
+
 class TenantDatabases:
     """The shared database and each strictly isolated tenant's own, opened on first use.
 
     The registry is read once and then per unknown tenant; :meth:`refresh` (called
     by the configuration poll) picks up tenants another process created or deleted.
+    A database is opened outside the lock, so one slow tenant database delays only
+    the callers that need it; one that fails to open is not tried again for
+    ``RETRY_OPEN_SECONDS`` (its callers fail at once, naming the tenant).
     """
 
-    def __init__(self, shared: Database, open_database: Callable[[str], Database]) -> None:
+    def __init__(
+        self,
+        shared: Database,
+        open_database: Callable[[str], Database],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.shared = shared
         self._open = open_database
-        self._lock = threading.RLock()
-        self._references: dict[str, str | None] | None = None
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, Registered] | None = None
         self._opened: dict[str, tuple[str, Database]] = {}
+        self._opening: dict[str, threading.Lock] = {}
+        self._failed: dict[str, tuple[str, float, str]] = {}
 
-    def _registry(self) -> dict[str, str | None]:
+    def _registry(self, tenant_id: str | None = None) -> dict[str, Registered]:
+        statement = sa.select(tenants.c.id, tenants.c.database, tenants.c.created_at)
+        if tenant_id is not None:
+            statement = statement.where(tenants.c.id == tenant_id)
         try:
             with self.shared.engine.connect() as connection:
-                rows = connection.execute(sa.select(tenants.c.id, tenants.c.database))
-                return {row.id: row.database for row in rows}
+                return {
+                    row.id: Registered(row.database, _utc(row.created_at))
+                    for row in connection.execute(statement)
+                }
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read the tenant registry: {describe(exc)}") from None
 
-    def _known(self) -> dict[str, str | None]:
-        if self._references is None:
-            self._references = self._registry()
-        return self._references
+    def _known(self) -> dict[str, Registered]:
+        # Called under the lock; the first call reads the whole registry.
+        if self._entries is None:
+            self._entries = self._registry()
+        return self._entries
 
     def reference(self, tenant_id: str) -> str | None:
         """The tenant's own database reference; None when its data is in the shared one."""
         with self._lock:
-            known = self._known()
-            if tenant_id in known:
-                return known[tenant_id]
-        # Perhaps created by another process since the registry was read. An id still
-        # unknown is not remembered: it may be about to be created.
-        found = self._lookup(tenant_id)
-        if found is not None:
+            found = self._known().get(tenant_id)
+        if found is None:
+            # Perhaps created by another process since the registry was read. An id
+            # still unknown is not remembered: it may be about to be created.
+            found = self._registry(tenant_id).get(tenant_id)
+            if found is None:
+                return None
             with self._lock:
-                self._known()[tenant_id] = found[0]
-            return found[0]
-        return None
-
-    def _lookup(self, tenant_id: str) -> tuple[str | None] | None:
-        """The registry's entry for one tenant: (reference,), or None when it has none."""
-        try:
-            with self.shared.engine.connect() as connection:
-                row = connection.execute(
-                    sa.select(tenants.c.database).where(tenants.c.id == tenant_id)
-                ).first()
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read the tenant registry: {describe(exc)}") from None
-        return None if row is None else (row.database,)
+                self._known()[tenant_id] = found
+        return found.reference
 
     def is_strict(self, tenant_id: str) -> bool:
         return self.reference(tenant_id) is not None
@@ -167,11 +230,15 @@ class TenantDatabases:
         """:meth:`is_strict` from memory only, never reading the registry (for the event
         loop): a tenant created elsewhere is known after its first lookup or a refresh."""
         with self._lock:
-            known = self._references
-            return known is not None and known.get(tenant_id) is not None
+            entries = self._entries
+            found = None if entries is None else entries.get(tenant_id)
+        return found is not None and found.reference is not None
 
     def for_tenant(self, tenant_id: str) -> Database:
-        """The database holding ``tenant_id``'s data."""
+        """The database holding ``tenant_id``'s data.
+
+        Raises :class:`StorageError` naming the tenant when its database cannot be opened.
+        """
         reference = self.reference(tenant_id)
         if reference is None:
             return self.shared
@@ -179,54 +246,95 @@ class TenantDatabases:
             opened = self._opened.get(tenant_id)
             if opened is not None and opened[0] == reference:
                 return opened[1]
-            if opened is not None:
-                opened[1].dispose()
-            database = self._open(reference)
-            self._opened[tenant_id] = (reference, database)
-            return database
+            opening = self._opening.setdefault(tenant_id, threading.Lock())
+        with opening:  # one open per tenant at a time; others wait for it, not for the lock
+            with self._lock:
+                opened = self._opened.get(tenant_id)
+                failed = self._failed.get(tenant_id)
+            if opened is not None and opened[0] == reference:
+                return opened[1]
+            if failed is not None and failed[0] == reference and self._clock() < failed[1]:
+                raise StorageError(f"tenant {tenant_id}'s database: {failed[2]}")
+            try:
+                database = self._open(reference)
+            except StorageError as exc:
+                with self._lock:
+                    self._failed[tenant_id] = (
+                        reference,
+                        self._clock() + RETRY_OPEN_SECONDS,
+                        str(exc),
+                    )
+                raise StorageError(f"tenant {tenant_id}'s database: {exc}") from None
+            with self._lock:
+                self._failed.pop(tenant_id, None)
+                stale = self._opened.get(tenant_id)
+                self._opened[tenant_id] = (reference, database)
+        if stale is not None:
+            stale[1].dispose()
+        return database
+
+    def opened(self, tenant_id: str) -> Database | None:
+        """The tenant's own database if it is open, from memory only (for the event loop);
+        None when it is not open (or no longer: deleted, or created again elsewhere)."""
+        with self._lock:
+            found = self._opened.get(tenant_id)
+        return None if found is None else found[1]
 
     def strict_ids(self) -> list[str]:
         """The strictly isolated tenants known, without opening their databases."""
         with self._lock:
-            return sorted(t for t, reference in self._known().items() if reference is not None)
-
-    def strict(self) -> dict[str, Database]:
-        """Every strictly isolated tenant's database, by tenant id."""
-        return {tenant_id: self.for_tenant(tenant_id) for tenant_id in self.strict_ids()}
-
-    def all(self) -> list[Database]:
-        """The shared database first, then each tenant's own."""
-        return [self.shared, *self.strict().values()]
+            return sorted(t for t, e in self._known().items() if e.reference is not None)
 
     def labelled(self) -> Iterator[tuple[str | None, Database]]:
-        """Each database with the strict tenant it belongs to (None: the shared one)."""
+        """Each database with the strict tenant it belongs to (None: the shared one),
+        each opened as it is reached; one that cannot be opened raises, naming its tenant."""
         yield None, self.shared
-        yield from self.strict().items()
+        for tenant_id in self.strict_ids():
+            yield tenant_id, self.for_tenant(tenant_id)
 
-    def registered(self, tenant_id: str, reference: str | None) -> None:
+    def reachable(
+        self, unreachable: Callable[[str, StorageError], None]
+    ) -> Iterator[tuple[str | None, Database]]:
+        """:meth:`labelled`, skipping each strict tenant's database that cannot be opened
+        after telling ``unreachable`` (the shared database must open)."""
+        yield None, self.shared
+        for tenant_id in self.strict_ids():
+            try:
+                database = self.for_tenant(tenant_id)
+            except StorageError as exc:
+                unreachable(tenant_id, exc)
+                continue
+            yield tenant_id, database
+
+    def registered(self, tenant_id: str, reference: str | None, created_at: datetime) -> None:
         """This process registered a tenant: known at once, without a registry read."""
         with self._lock:
-            self._known()[tenant_id] = reference
+            self._known()[tenant_id] = Registered(reference, created_at)
 
-    def forget(self, tenant_id: str) -> Database | None:
-        """The tenant was deleted: close its database; returns it (already disposed)."""
+    def forget(self, tenant_id: str) -> None:
+        """The tenant was deleted: close its database."""
         with self._lock:
-            self._known().pop(tenant_id, None)
+            if self._entries is not None:
+                self._entries.pop(tenant_id, None)
+            self._failed.pop(tenant_id, None)
             opened = self._opened.pop(tenant_id, None)
-        if opened is None:
-            return None
-        opened[1].dispose()
-        return opened[1]
+        if opened is not None:
+            opened[1].dispose()
 
-    def refresh(self) -> None:
-        """Read the registry again; close the databases of tenants that are gone."""
+    def refresh(self) -> set[str]:
+        """Read the registry again; returns the tenants deleted or created again since it
+        was last read (their databases are closed)."""
         current = self._registry()
         with self._lock:
-            self._references = current
-            gone = [t for t, (ref, _) in self._opened.items() if current.get(t) != ref]
-            closing = [self._opened.pop(t)[1] for t in gone]
+            before = self._entries or {}
+            changed = {t for t, entry in before.items() if current.get(t) != entry}
+            self._entries = current
+            closing = [self._opened.pop(t)[1] for t in changed if t in self._opened]
+            for tenant_id in changed:
+                self._failed.pop(tenant_id, None)
         for database in closing:
             database.dispose()
+        return changed
 
     def dispose(self) -> None:
         """Close every tenant database (the shared one belongs to its opener)."""

@@ -48,6 +48,9 @@ def test_a_template_names_the_tenant() -> None:
         ("postgresql://user:hunter2@db.example/acme", "must not hold a password"),
         ("mysql://db.example/acme", "SQLite or PostgreSQL"),
         ("sqlite://", "needs a file"),
+        ("sqlite:///:memory:", "needs a file"),
+        ("postgresql://db.example/acme?password=hunter2", "not password"),
+        ("postgresql://db.example/acme?host=10.0.0.9", "not host"),
         ("not a url", "must be a database URL"),
     ],
 )
@@ -62,3 +65,8 @@ def test_a_reference_that_cannot_be_stored_is_refused_with_the_reason(
 def test_a_template_that_makes_a_bad_reference_is_refused() -> None:
     with pytest.raises(StorageError, match="must not hold a password"):
         tenant_reference("postgresql://u:secret@db/{tenant}", "acme")
+
+
+def test_a_reference_may_say_how_to_connect() -> None:
+    reference = "postgresql://db.example/acme?sslmode=require&application_name=slack-tools"
+    assert check_reference(reference) == reference

@@ -85,6 +85,7 @@ __all__ = [
     "replay_dead_letters",
 ]
 
+_log = structlog.get_logger(__name__)
 MASK = "********"
 PSEUDONYM_KEY = "pseudonym"
 _KEY_CONTEXT = "audit/pseudonym-key"
@@ -182,7 +183,7 @@ class Breach:
 
     chain: str
     seq: int
-    reason: str  # modified, deleted, reordered, truncated
+    reason: str  # modified, deleted, reordered, truncated, unreadable
     detail: str
 
     def format(self) -> str:
@@ -316,9 +317,23 @@ class AuditLog:
         """The strictly isolated tenants, each with a database of its own."""
         return [] if self._strict_ids is None else sorted(self._strict_ids())
 
-    def labelled(self) -> list[tuple[str | None, Database]]:
-        """Every database holding entries, with its strict tenant (None: the shared one)."""
-        return [(None, self.database)] + [(t, self.database_for(t)) for t in self.strict_ids()]
+    def labelled(
+        self, unreachable: list[tuple[str, str]] | None = None
+    ) -> list[tuple[str | None, Database]]:
+        """Every database holding entries, with its strict tenant (None: the shared one).
+
+        Given ``unreachable``, a strict tenant's database that cannot be opened is left
+        out and added to it (tenant, reason); without, that raises.
+        """
+        found: list[tuple[str | None, Database]] = [(None, self.database)]
+        for tenant in self.strict_ids():
+            try:
+                found.append((tenant, self.database_for(tenant)))
+            except StorageError as exc:
+                if unreachable is None:
+                    raise
+                unreachable.append((tenant, str(exc)))
+        return found
 
     def database_for(self, tenant: str) -> Database:
         """The database holding ``tenant``'s data (and the entries of its changes)."""
@@ -327,7 +342,11 @@ class AuditLog:
     def _reading(self, tenant: str | None) -> list[tuple[str | None, Database]]:
         """Where entries about ``tenant`` (None: anyone) are: its database and the shared one."""
         if tenant is None:
-            return self.labelled()
+            unreachable: list[tuple[str, str]] = []
+            found = self.labelled(unreachable)
+            for tenant_id, reason in unreachable:  # the others' entries are still listed
+                _log.warning("audit.database_unreachable", tenant=tenant_id, error=reason)
+            return found
         own = self.database_for(tenant)
         if own is self.database:
             return [(None, self.database)]
@@ -472,8 +491,12 @@ class AuditLog:
         )
         if connection is not None:
             return store.append(connection, draft)
+        database = self.database
+        if tenant:  # with the tenant's other entries: in its own database if it has one
+            with contextlib.suppress(StorageError):
+                database = self.database_for(tenant)
         try:
-            with write_transaction(self.database.engine) as own:
+            with write_transaction(database.engine) as own:
                 return store.append(own, draft)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot write the audit entry: {describe(exc)}") from None
@@ -573,9 +596,12 @@ class AuditLog:
         """
         checked: dict[str, int] = {}
         heads: dict[str, str] = {}
-        targets = self.labelled()
+        unreachable: list[tuple[str, str]] = []
+        targets = self.labelled(unreachable)
         if chain is not None:
             targets = self._chain_database(chain, targets)
+            wanted = chain.partition(":")[0]
+            unreachable = [(t, reason) for t, reason in unreachable if t == wanted]
         for label, database in targets:
             only = None
             if chain is not None:
@@ -583,6 +609,9 @@ class AuditLog:
             breach = self._verify_database(database, label, only, checked, heads)
             if breach is not None:
                 return Verification(checked, heads, breach)
+        if unreachable:  # what could not be read is not verified: say whose
+            tenant, reason = unreachable[0]
+            return Verification(checked, heads, Breach(f"{tenant}:*", 0, "unreadable", reason))
         return Verification(checked, heads, None)
 
     @staticmethod

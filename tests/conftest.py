@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from slack_tools.configs import ConfigRuntime, set_default_runtime
 from slack_tools.configs.config_loader import read_environment
@@ -97,6 +98,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'test.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def strict_url(database_url: str) -> Iterator[Callable[[str], str | None]]:
+    """A database for a strict tenant: None on SQLite (the default file under the data
+    directory), else a new PostgreSQL database on the test server, dropped afterwards."""
+    made: list[str] = []
+
+    def make(tenant_id: str) -> str | None:
+        if database_url.startswith("sqlite"):
+            return None
+        name = f"st_strict_{tenant_id}_{uuid.uuid4().hex[:10]}"
+        made.append(name)
+        return make_url(POSTGRES_URL).set(database=name, query={}).render_as_string()
+
+    yield make
+    if made:
+        server = sa.create_engine(
+            make_url(POSTGRES_URL).set(database="postgres", query={}),
+            isolation_level="AUTOCOMMIT",
+            poolclass=sa.NullPool,
+        )
+        with server.connect() as connection:
+            for name in made:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ the same server, dropped afterwards).
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,32 +44,6 @@ LOGICAL = "globex"
 ACME_TOKEN = "xoxb-acme-strict-token"  # nosec B105 - the fake's workspace token
 GLOBEX_TOKEN = "xoxb-globex-logical-token"  # nosec B105 - the fake's workspace token
 ALERTMANAGER = "/api/v1/alerts/alertmanager"
-
-
-@pytest.fixture
-def strict_url(database_url: str) -> Iterator[StrictUrl]:
-    """A database for a strict tenant: None on SQLite (the default file under the data
-    directory), else a new PostgreSQL database on the test server, dropped afterwards."""
-    made: list[str] = []
-
-    def make(tenant_id: str) -> str | None:
-        if database_url.startswith("sqlite"):
-            return None
-        name = f"st_strict_{tenant_id}_{uuid.uuid4().hex[:10]}"
-        made.append(name)
-        return make_url(POSTGRES_URL).set(database=name, query={}).render_as_string()
-
-    yield make
-    if made:
-        server = sa.create_engine(
-            make_url(POSTGRES_URL).set(database="postgres", query={}),
-            isolation_level="AUTOCOMMIT",
-            poolclass=sa.NullPool,
-        )
-        with server.connect() as connection:
-            for name in made:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.dispose()
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ its own on the same server, created by slack-tools and dropped afterwards).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from slack_tools.configs import ConfigRuntime, ConfigValidationError
 from slack_tools.configs.runtime import database_status, migrate_database
@@ -31,36 +29,9 @@ from slack_tools.storage.tables import (
     config_versions,
     tenants,
 )
-from tests.conftest import POSTGRES_URL
 
 MakeRuntime = Callable[..., ConfigRuntime]
 StrictUrl = Callable[[str], "str | None"]
-
-
-@pytest.fixture
-def strict_url(database_url: str) -> Iterator[StrictUrl]:
-    """A database for a strict tenant: None on SQLite (the default file), else a new
-    PostgreSQL database on the test server, dropped afterwards."""
-    made: list[str] = []
-
-    def make(tenant_id: str) -> str | None:
-        if database_url.startswith("sqlite"):
-            return None
-        name = f"st_{tenant_id}_{uuid.uuid4().hex[:10]}"
-        made.append(name)
-        return make_url(POSTGRES_URL).set(database=name, query={}).render_as_string()
-
-    yield make
-    if made:
-        server = sa.create_engine(
-            make_url(POSTGRES_URL).set(database="postgres", query={}),
-            isolation_level="AUTOCOMMIT",
-            poolclass=sa.NullPool,
-        )
-        with server.connect() as connection:
-            for name in made:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.dispose()
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ class CacheManager(CacheNamespace):
 
     async def start(self) -> None:
         """Make the running loop this cache's home (the service calls this at start-up)."""
-        await self._core.on_home()
+        self._core.on_home()
 
     async def aclose(self) -> None:
         """Flush L3, stop listening for invalidations, close the Redis connection."""

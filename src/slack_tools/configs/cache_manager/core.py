@@ -130,7 +130,7 @@ class Core:
             return None
         return loop
 
-    async def on_home(self) -> bool:
+    def on_home(self) -> bool:
         """Bind to the running loop if there is no live home yet; True when on the home loop."""
         running = asyncio.get_running_loop()
         if self._loop is running:

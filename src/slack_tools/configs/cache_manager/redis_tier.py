@@ -62,26 +62,38 @@ class RedisTier:
         try:
             result = await make()
         except (RedisError, OSError, TimeoutError) as exc:
-            self.errors += 1
-            was_open = self.breaker.state is BreakerState.OPEN
-            self.breaker.record_failure()
-            if not was_open and self.breaker.state is BreakerState.OPEN:
-                log.warning(
-                    "cache.redis_unavailable",
-                    operation=operation,
-                    error=type(exc).__name__,
-                    retry_in=self.breaker.config.open_seconds,
-                )
-            raise L2Unavailable(f"Redis cache tier failed: {type(exc).__name__}") from None
+            raise self._failed(operation, exc) from None
+        self._succeeded()
+        return result
+
+    def _failed(self, operation: str, exc: BaseException) -> L2Unavailable:
+        self.errors += 1
+        was_open = self.breaker.state is BreakerState.OPEN
+        self.breaker.record_failure()
+        if not was_open and self.breaker.state is BreakerState.OPEN:
+            log.warning(
+                "cache.redis_unavailable",
+                operation=operation,
+                error=type(exc).__name__,
+                retry_in=self.breaker.config.open_seconds,
+            )
+        return L2Unavailable(f"Redis cache tier failed: {type(exc).__name__}")
+
+    def _succeeded(self) -> None:
         was_half_open = self.breaker.state is BreakerState.HALF_OPEN
         self.breaker.record_success()
         if was_half_open and self.breaker.state is BreakerState.CLOSED:
             log.warning("cache.redis_recovered")
-        return result
 
     async def get(self, namespace: str, key: str) -> bytes | None:
-        name = self.key(namespace, key)
-        found: Any = await self._call("get", lambda: self.client.get(name))
+        # The hot read: awaited directly, not through _call (see CacheNamespace._load).
+        if not self.breaker.allow():
+            raise L2Unavailable("Redis cache tier unavailable (breaker open)")
+        try:
+            found: Any = await self.client.get(self.key(namespace, key))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._failed("get", exc) from None
+        self._succeeded()
         return found  # type: ignore[no-any-return]
 
     async def get_many(self, namespace: str, keys: Sequence[str]) -> list[bytes | None]:

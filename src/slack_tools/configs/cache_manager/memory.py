@@ -1,22 +1,26 @@
 """L1: values in process memory, bounded in entries and in bytes, per namespace.
 
-The eviction policies are cachetools' (LRU, LFU in O(1), and TLRU for "the soonest
-to expire first"); what is added here is what they lack: a second bound (entries
-*and* bytes), a tag index so a tag or a prefix can be dropped at once, lifetimes
-checked against an injected clock, and eviction counts. A hit is a lock, a dict
-lookup and a comparison, so synchronous callers (the event loop included) read
-L1 without going through any other thread.
+LFU and TLRU ("the soonest to expire first") are cachetools' (LFU in O(1)). LRU,
+the default and the one every L2 hit writes to, is an ``OrderedDict`` kept here:
+cachetools' LRU reorders through several layers of Python on every read and write,
+which measured as most of an L2 hit's cost beyond the Redis GET (docs/cache.md);
+``OrderedDict`` moves and evicts in C. What is added around both is what they lack:
+a second bound (entries *and* bytes), a tag index so a tag or a prefix can be
+dropped at once, lifetimes checked against an injected clock, and eviction counts.
+A hit is a lock, a dict lookup and a comparison, so synchronous callers (the event
+loop included) read L1 without going through any other thread.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cachetools import Cache, LFUCache, LRUCache, TLRUCache
+from cachetools import LFUCache, TLRUCache
 
 Clock = Callable[[], float]
 # What one entry costs besides its value: the key, the entry object, the index slots.
@@ -31,7 +35,7 @@ class Policy(StrEnum):
     TTL = "ttl"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed, only replaced (not frozen: see codec.Envelope)
 class Entry:
     """A value in memory with its lifetimes (clock seconds), size, tags and tenant class."""
 
@@ -72,8 +76,57 @@ class _Bounded:
         return gone
 
 
-class _LRU(_Bounded, LRUCache[str, Entry]):
-    pass
+class _LRU:
+    """Least recently used first, bounded in entries and in bytes (``getsizeof`` of
+    each entry); the subset of cachetools' ``Cache`` interface that L1 uses."""
+
+    def __init__(self, maxsize: int, getsizeof: Callable[[Entry], int]) -> None:
+        self.maxsize = maxsize
+        self.currsize = 0
+        self.max_entries = 0  # set by MemoryTier, as on the cachetools classes
+        self.on_evict: Callable[[str, Entry], None] = lambda _key, _entry: None
+        self._sizeof = getsizeof
+        self._data: OrderedDict[str, Entry] = OrderedDict()
+
+    def get(self, key: str, default: Entry | None = None) -> Entry | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return default
+        self._data.move_to_end(key)
+        return entry
+
+    def __setitem__(self, key: str, entry: Entry) -> None:
+        data = self._data
+        old = data.pop(key, None)
+        if old is not None:
+            self.currsize -= self._sizeof(old)
+        size = self._sizeof(entry)
+        while data and (len(data) >= self.max_entries or self.currsize + size > self.maxsize):
+            evicted_key, evicted = data.popitem(last=False)
+            self.currsize -= self._sizeof(evicted)
+            self.on_evict(evicted_key, evicted)
+        data[key] = entry
+        self.currsize += size
+
+    def pop(self, key: str, default: Entry | None = None) -> Entry | None:
+        entry = self._data.pop(key, None)
+        if entry is None:
+            return default
+        self.currsize -= self._sizeof(entry)
+        return entry
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def items(self) -> Iterable[tuple[str, Entry]]:
+        return self._data.items()
+
+    def clear(self) -> None:
+        self._data.clear()
+        self.currsize = 0
 
 
 class _LFU(_Bounded, LFUCache[str, Entry]):
@@ -109,16 +162,15 @@ class MemoryTier:
         self._on_evict_hook = on_evict
         self._lock = threading.Lock()
         self._tags: dict[str, set[str]] = {}
-        store: Cache[str, Entry]
+        store: _LRU | _LFU | _TLRU
         if policy is Policy.LFU:
             store = _LFU(max_bytes, getsizeof=_size)
         elif policy is Policy.TTL:
             store = _TLRU(max_bytes, ttu=_until, timer=clock, getsizeof=_size)
         else:
             store = _LRU(max_bytes, getsizeof=_size)
-        bounded: Any = store
-        bounded.max_entries = max_entries
-        bounded.on_evict = self._evicted
+        store.max_entries = max_entries
+        store.on_evict = self._evicted
         self._store = store
         self.evictions = 0
 

@@ -16,13 +16,13 @@ each tier is for and what is guaranteed.
 
 Built on cachetools (L1's LFU and TTL policies; LRU is an ``OrderedDict``, see
 memory.py), redis-py (L2), sqlite3 (L3), msgpack and zstandard (stored form).
-cashews was the first candidate and was read closely (7.6): its memory backend
-is async-only (an L1 hit from sync code would cost a thread hop, ~100 µs, against
-< 1 µs here), its Redis serializer pickles what it reads back, its compression
-is gzip/zlib on every value, and its client-side mode invalidates through Redis
-key tracking, which knows nothing of our prefixes, tags or disk tier. What is written here is what none of them offer:
-the tiering, single-flight, stale-while-revalidate, smart TTL, the
-invalidation channel and the sync/async facade.
+cashews was the first candidate and was read closely (7.6): its memory backend is
+async-only (an L1 hit from sync code would cost a thread hop, ~100 µs, against < 1
+µs here), its Redis serializer pickles what it reads back, its compression is
+gzip/zlib on every value, and its client-side mode invalidates through Redis key
+tracking, which knows nothing of our prefixes, tags or disk tier. What is written
+here is what none of them offer: the tiering, single-flight, stale-while-revalidate,
+smart TTL, the invalidation channel and the sync/async facade.
 """
 
 from __future__ import annotations

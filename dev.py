@@ -6,6 +6,7 @@
     python3 dev.py lint     # ruff (lint and format) and mypy
     python3 dev.py audit    # bandit on the sources, pip-audit on the dependencies
     python3 dev.py golden   # rewrite the reviewed message snapshots in tests/golden
+    python3 dev.py bench ingest [--seconds 15]   # run bench/<name>.py (installs wrk if needed)
 
 The virtual environment is (re)built when pyproject.toml changes.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,6 +41,25 @@ def ensure_environment() -> None:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     STAMP.write_text(wanted)
+
+
+BENCHES = [p for p in (ROOT / "bench").glob("*.py") if p.stem not in ("harness", "baseline_app")]
+
+
+def ensure_wrk() -> bool:
+    """The HTTP load generator of the ingest and delivery benchmarks (Debian's wrk)."""
+    if shutil.which("wrk"):
+        return True
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print("bench: install wrk (Debian: apt-get install wrk)", file=sys.stderr)
+        return False
+    print("installing wrk (apt-get)", file=sys.stderr)
+    apt = shutil.which("apt-get") or "apt-get"
+    install = [apt, "install", "-y", "--no-install-recommends", "wrk"]
+    if subprocess.run(install, stdout=subprocess.DEVNULL, check=False).returncode != 0:
+        subprocess.run([apt, "update"], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(install, stdout=subprocess.DEVNULL, check=False)
+    return shutil.which("wrk") is not None
 
 
 def run(*command: str) -> int:
@@ -80,6 +101,13 @@ def main(argv: list[str]) -> int:
         # After a deliberate change to messages: review `git diff tests/golden`, then commit.
         golden = "tests/unit/alerts/test_golden.py"
         return run(str(BIN / "python"), "-m", "pytest", golden, "--update-golden", *rest)
+    if action == "bench":
+        if not rest:
+            print("which benchmark? " + ", ".join(sorted(p.stem for p in BENCHES)), file=sys.stderr)
+            return 2
+        if rest[0] in ("ingest", "delivery") and not ensure_wrk():
+            return 1
+        return run(str(BIN / "python"), str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:])
     if action == "cli":
         return run(str(BIN / "slack-tools"), *rest)
     print(f"unknown command {action!r}\n{__doc__}", file=sys.stderr)

@@ -346,3 +346,23 @@ async def _resolved_done(stack: Stack, tenant_id: str) -> bool:
 async def _count_done(stack: Stack, tenant_id: str, count: int) -> bool:
     found = await delivered(stack, tenant_id)
     return len(found) == count
+
+
+async def test_a_deleted_strict_tenants_writer_is_retired(stack: Stack) -> None:
+    response = await stack.post(STRICT, alertmanager_payload("BeforeDelete"))
+    assert response.status_code == 202, response.text
+    writers = stack.service.writer
+    assert len(writers.writers()) == 2  # the shared database's and acme's
+    own = stack.own(STRICT)
+    own_file = Path(own.url.database or "") if own.url.get_backend_name() == "sqlite" else None
+
+    TenantManager(STRICT, stack.runtime).delete()
+    stack.service._retire_writers()  # what the maintenance loop does every few seconds
+
+    assert writers.writers() == [writers.shared]
+    # Its key may still be in the key cache for a while: what it posts then is never
+    # written where its database was (a removed SQLite file is not made again).
+    late = await stack.post(STRICT, alertmanager_payload("AfterDelete"))
+    assert late.status_code in (202, 401, 403), late.text
+    if own_file is not None:
+        assert not own_file.exists()

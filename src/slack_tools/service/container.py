@@ -138,6 +138,7 @@ class Service:
         while not self.stop.is_set():
             try:
                 await self._publish_stats()
+                await asyncio.to_thread(self._retire_writers)
                 if loop.time() >= next_usage:
                     await self.ingestor.keys.flush_usage()
                     next_usage = loop.time() + KEY_USAGE_SECONDS
@@ -217,6 +218,13 @@ class Service:
         oldest = stats.oldest_pending_since
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self.metrics.oldest_undelivered.set(max(age, 0.0))
+
+    def _retire_writers(self) -> None:
+        """Stop the commit writers of tenant databases no longer open (tenant deleted)."""
+        open_now = [database.engine for database in self.runtime.databases.open_databases()]
+        retired = self.writer.retire_except(open_now)
+        if retired:
+            log.info("ingest.writers_retired", count=retired)
 
     def _prune(self) -> None:
         """Delete what resolved groups no longer need, in every database."""

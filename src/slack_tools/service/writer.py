@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -74,6 +74,10 @@ class GroupCommitWriter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # Taken to queue a job and to close: no job is queued behind the closing marker,
+        # where nothing would ever run it.
+        self._closing = threading.Lock()
+        self._closed = False
         self.batches = 0
         self.jobs = 0
 
@@ -85,16 +89,26 @@ class GroupCommitWriter:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish what is queued, then stop the thread."""
+        """Finish what is queued, then stop the thread; later jobs are refused."""
+        with self._closing:
+            self._closed = True
+            if self._thread.is_alive():
+                self._queue.put(None)
         if self._thread.is_alive():
-            self._queue.put(None)
             self._thread.join(timeout)
 
     async def run(self, job: Job[T]) -> T:
-        """Run ``job`` in the next transaction; returns once it is committed."""
+        """Run ``job`` in the next transaction; returns once it is committed.
+
+        Raises :class:`StorageError` once the writer is stopped (the request is refused
+        as unavailable, and the sender retries).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Pending(job, future, loop))
+        with self._closing:
+            if self._closed:
+                raise StorageError("this database's writer is closed: try again")
+            self._queue.put(_Pending(job, future, loop))
         return await future
 
     def _run(self) -> None:
@@ -183,6 +197,18 @@ class CommitWriters:
                     writer.start()
                 self._own[engine] = writer
         return writer
+
+    def retire_except(self, engines: Iterable[Engine]) -> int:
+        """Stop the writers of tenant databases not among ``engines`` (their tenants were
+        deleted, or their databases reopened): each finishes what it has queued first.
+        Returns how many were stopped."""
+        keep = set(engines)
+        with self._lock:
+            gone = [engine for engine in self._own if engine not in keep]
+            retired = [self._own.pop(engine) for engine in gone]
+        for writer in retired:
+            writer.stop()
+        return len(retired)
 
     def writers(self) -> list[GroupCommitWriter]:
         """Every writer, the shared database's first."""

@@ -280,6 +280,11 @@ class TenantDatabases:
             found = self._opened.get(tenant_id)
         return None if found is None else found[1]
 
+    def open_databases(self) -> list[Database]:
+        """The tenant databases open now (from memory only)."""
+        with self._lock:
+            return [database for _, database in self._opened.values()]
+
     def strict_ids(self) -> list[str]:
         """The strictly isolated tenants known, without opening their databases."""
         with self._lock:

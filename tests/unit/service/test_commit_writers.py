@@ -96,3 +96,30 @@ def test_no_writer_is_made_once_stopped(engines: tuple[Engine, Engine, Engine]) 
     writers.stop()
     with pytest.raises(StorageError, match="stopping"):
         writers.for_engine(acme)
+
+
+async def test_a_deleted_tenants_writer_is_retired_after_finishing_its_jobs(
+    engines: tuple[Engine, Engine, Engine],
+) -> None:
+    shared, acme, initech = engines
+    writers = CommitWriters(shared)
+    writers.start()
+    try:
+        acme_writer = writers.for_engine(acme)
+        initech_writer = writers.for_engine(initech)
+        assert await acme_writer.run(store(1)) == 1
+        pending = asyncio.ensure_future(initech_writer.run(store(2)))
+        await asyncio.sleep(0)  # queued before the writer is retired
+
+        assert await asyncio.to_thread(writers.retire_except, [acme]) == 1
+
+        assert await pending == 2  # what was queued is committed first
+        assert stored(initech) == [2]
+        with pytest.raises(StorageError, match="closed"):
+            await initech_writer.run(store(3))
+        assert writers.writers() == [writers.shared, acme_writer]
+        assert writers.for_engine(initech) is not initech_writer  # a new one if reopened
+        assert await acme_writer.run(store(4)) == 4
+    finally:
+        writers.stop()
+    assert stored(acme) == [1, 4]

@@ -12,6 +12,7 @@ the same server, dropped afterwards).
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,15 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from slack_tools.alerts import sources
+from slack_tools.alerts.models import Source
+from slack_tools.alerts.routing import route_group
 from slack_tools.configs import ConfigRuntime
 from slack_tools.configs.tenant_manager import TenantManager
-from slack_tools.service import retention
+from slack_tools.service import ingest, retention
 from slack_tools.service.app import create_app
 from slack_tools.service.container import Service, build_service
+from slack_tools.storage import delivery
 from slack_tools.storage.database import write_transaction
 from slack_tools.storage.tables import alert_groups, audit_entries, deliveries, usage_daily
 from tests.conftest import POSTGRES_URL
@@ -366,3 +372,55 @@ async def test_a_deleted_strict_tenants_writer_is_retired(stack: Stack) -> None:
     assert late.status_code in (202, 401, 403), late.text
     if own_file is not None:
         assert not own_file.exists()
+
+
+async def test_work_queued_in_a_strict_database_by_another_instance_is_delivered(
+    stack: Stack, fake: FakeSlackServer
+) -> None:
+    """What another instance queued in a strict tenant's database, waking nobody here,
+    goes out (the database is read again when woken for, while busy, or once a second)."""
+    await stack.post(STRICT, alertmanager_payload("First"))
+    await eventually(lambda: delivered(stack, STRICT), "acme's first message")
+
+    other = stack.elsewhere  # another instance: its writes wake nothing in this one
+    tenant = other.effective(STRICT).tenant
+    groups = sources.parse(Source.ALERTMANAGER, orjson.dumps(alertmanager_payload("Elsewhere")))
+    writes = [
+        (
+            group,
+            tuple(
+                delivery.TargetWrite(t.channel, t.locale, t.passes_threshold)
+                for t in route_group(group, tenant)
+            ),
+        )
+        for group in groups
+    ]
+    with write_transaction(other.database_for(STRICT).engine) as connection:
+        ingest._store(STRICT, Source.ALERTMANAGER, writes, datetime.now(UTC))(connection)
+
+    async def sent() -> bool:
+        return any("Elsewhere" in str(m["attachments"]) for m in fake.messages())
+
+    await eventually(sent, "the message queued by the other instance")
+
+
+async def test_an_idle_strict_database_is_read_when_woken_for_or_when_due(stack: Stack) -> None:
+    idle = build_service(stack.elsewhere)  # a dispatcher that is not running: no cycles
+    dispatcher = idle.dispatcher
+    try:
+        tenants = [STRICT, "initech"]
+        assert dispatcher._strict_due(tenants) == tenants  # never read yet: both due
+        later = time.monotonic() + 100
+        dispatcher._next_scan.update({STRICT: later, "initech": later})  # both found idle
+
+        assert dispatcher._strict_due(tenants) == []
+        dispatcher.wake(STRICT)  # this instance queued work for acme
+        assert dispatcher._strict_due(tenants) == [STRICT]
+        assert dispatcher._strict_due(tenants) == []  # a wake-up is used once
+        dispatcher.wake()  # queued for a tenant not named (a replay of every tenant's)
+        assert dispatcher._strict_due(tenants) == tenants
+        dispatcher._next_scan["initech"] = time.monotonic() - 1  # its second is up
+        assert dispatcher._strict_due(tenants) == ["initech"]
+    finally:
+        await idle.slack.close()
+        idle.cache.close()

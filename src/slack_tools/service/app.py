@@ -353,7 +353,7 @@ async def replay(service: ServiceDep, body: Replay) -> dict[str, int]:
         raise tenant_routes.Refused(
             problems.problem(409, "Ambiguous dead letter ids", str(exc))
         ) from None
-    service.dispatcher.wake()
+    service.dispatcher.wake(body.tenant)  # None: every tenant's database
     return {"replayed": count}
 
 

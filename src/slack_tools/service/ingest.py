@@ -237,7 +237,7 @@ class Ingestor:
         flood: FloodGate,
         metrics: ServiceMetrics,
         *,
-        on_queued: Callable[[], None] = lambda: None,
+        on_queued: Callable[[str], None] = lambda _tenant_id: None,
         quotas: QuotaCounter | None = None,
     ) -> None:
         self.runtime = runtime
@@ -284,7 +284,7 @@ class Ingestor:
         )
         self._count(caller.tenant_id, source, groups, results)
         if any(r.outcome is delivery.WriteOutcome.QUEUED for r in results):
-            self.on_queued()
+            self.on_queued(caller.tenant_id)
         return Accepted(caller.tenant_id, alerts, tuple(results))
 
     async def _writer_of(self, caller: Caller) -> GroupCommitWriter:

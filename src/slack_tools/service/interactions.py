@@ -185,7 +185,7 @@ async def interactions(request: Request) -> Response:
         _acknowledge, service, pressed[0].value, actions.container, actions.user.id
     )
     if result.outcome is outbox.AckOutcome.RECORDED:
-        service.dispatcher.wake()
+        service.dispatcher.wake(pressed[0].value)
     log.info("slack.acknowledged", tenant=pressed[0].value, outcome=result.outcome.value)
     # Slack only needs a quick 200; the message itself is edited by the dispatcher.
     return JSONResponse({"outcome": result.outcome.value}, status_code=HTTPStatus.OK)

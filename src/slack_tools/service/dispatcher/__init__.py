@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -69,6 +70,9 @@ DIGEST_MAX_GROUPS = 45  # a digest stays under Slack's 50 blocks with its header
 MIN_CYCLE_SECONDS = 0.02
 RECORD_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0)
 NOT_BEFORE_LIMIT = 10_000
+# How often a strict tenant's database with no work, and not woken for, is read again
+# (for rows queued by other instances, or given back for later).
+STRICT_IDLE_SCAN_SECONDS = 1.0
 
 
 class Dispatcher:
@@ -113,12 +117,32 @@ class Dispatcher:
         # The strict tenants whose database could not be read (None: the shared one),
         # so that an outage is logged when it starts and ends, not at every cycle.
         self.unreachable: set[str | None] = set()
+        # Strict tenants' databases are read when woken for them, while they have work,
+        # and else once per STRICT_IDLE_SCAN_SECONDS: a cycle does not read every one.
+        self._next_scan: dict[str, float] = {}
+        self._woken: set[str] = set()
+        self._woken_all = False
+        self._woken_lock = threading.Lock()
 
     # --- the loop ------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """New work was queued here: look now instead of at the next poll."""
+    def wake(self, tenant_id: str | None = None) -> None:
+        """New work was queued here (for ``tenant_id``; None: anywhere): look now instead
+        of at the next poll."""
+        with self._woken_lock:
+            if tenant_id is None:
+                self._woken_all = True
+            else:
+                self._woken.add(tenant_id)
         self._wake.set()
+
+    def _strict_due(self, strict: list[str]) -> list[str]:
+        """The strict tenants whose database this cycle reads."""
+        with self._woken_lock:
+            woken, self._woken = self._woken, set()
+            every, self._woken_all = self._woken_all, False
+        now = time.monotonic()
+        return [t for t in strict if every or t in woken or self._next_scan.get(t, 0.0) <= now]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send until ``stop`` is set; then finish the sends in flight."""
@@ -218,7 +242,7 @@ class Dispatcher:
         goes unused, which is what keeps a busy channel below its pace.
         """
         if self.stopping or not self._start(work, counted=False):
-            self.wake()
+            self.wake(work.tenant_id)
 
     def _finished(self, task: asyncio.Task[None], *, key: tuple[str, str]) -> None:
         self._tasks.discard(task)
@@ -244,14 +268,21 @@ class Dispatcher:
         # The shared database never holds a strict tenant's deliveries: any found there
         # would be claimed in the tenant's own database, so they are not offered.
         works += self._read_ready(None, databases.shared, now, limit, [*saturated, *strict])
-        for tenant_id in strict:
+        for tenant_id in self._strict_due(strict):
             if tenant_id in skip:
                 continue
             found = self._read_ready(
                 tenant_id, functools.partial(databases.for_tenant, tenant_id), now, limit, []
             )
-            works += [w for w in found if w.tenant_id == tenant_id]
+            found = [w for w in found if w.tenant_id == tenant_id]
+            if found:  # busy: read again next cycle
+                self._next_scan.pop(tenant_id, None)
+            else:
+                self._next_scan[tenant_id] = time.monotonic() + STRICT_IDLE_SCAN_SECONDS
+            works += found
         self.unreachable &= {None, *strict}  # forget the tenants deleted meanwhile
+        for gone in set(self._next_scan) - set(strict):
+            del self._next_scan[gone]
         works.sort(key=lambda w: w.oldest)
         return works[:limit]
 
@@ -548,7 +579,7 @@ class Dispatcher:
         if work.ready > served:
             loop.call_later(seconds + 0.001, self._second_up, work)
         else:
-            loop.call_later(seconds + 0.001, self.wake)
+            loop.call_later(seconds + 0.001, self.wake, work.tenant_id)
 
     async def _failed(
         self,
@@ -651,7 +682,8 @@ class Dispatcher:
         when = self.clock() + timedelta(seconds=seconds)
         await asyncio.to_thread(self.ledger.release, rows, when, False, None)
         # Look again when they are due, not at the next poll.
-        asyncio.get_running_loop().call_later(max(seconds, 0.0) + 0.001, self.wake)
+        tenant_id = rows[0].tenant_id if rows else None
+        asyncio.get_running_loop().call_later(max(seconds, 0.0) + 0.001, self.wake, tenant_id)
 
     async def _hold(
         self, rows: Sequence[outbox.Claimed], over: Sequence[QuotaUse], tenant_id: str
@@ -672,7 +704,7 @@ class Dispatcher:
             deliveries=len(rows),
         )
         delay = max((until - self.clock()).total_seconds(), 0.0)
-        asyncio.get_running_loop().call_later(delay + 0.001, self.wake)
+        asyncio.get_running_loop().call_later(delay + 0.001, self.wake, tenant_id)
 
     async def _bury(self, rows: Sequence[outbox.Claimed], reason: str) -> None:
         await asyncio.to_thread(self.ledger.bury, rows, reason)

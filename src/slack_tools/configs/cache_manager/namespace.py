@@ -9,6 +9,7 @@ by the async method and run on the home loop for the sync one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -144,7 +145,8 @@ class CacheNamespace:
             self._core.stats.add(self.name, Tier.L1, Event.MISS, tenant_class)
             return fallback
         return self._core.call(
-            lambda: self.aget(
+            functools.partial(
+                self.aget,
                 key,
                 fallback,
                 loader=loader,
@@ -175,8 +177,10 @@ class CacheNamespace:
             return fallback
         core = self._core
         if not core.on_home():
+            # Read on the home loop, where this same method goes on below.
             return await core.hop(
-                lambda: self.aget(
+                functools.partial(
+                    self.aget,
                     key,
                     fallback,
                     loader=loader,

@@ -312,6 +312,8 @@ async def test_one_strict_tenants_database_away_stops_no_other(
 
     refused = await stack.post(STRICT, alertmanager_payload("Lost?"))
     assert refused.status_code == 503  # the sender retries; nothing was accepted
+    assert refused.headers["retry-after"] == "5"
+    assert refused.json()["detail"] == "The alerts could not be stored now; retry later."
 
 
 def _break(engine: Engine, database_url: str) -> None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from slack_tools import __version__
@@ -42,6 +43,7 @@ from slack_tools.service.bodies import TooLarge, read_body
 from slack_tools.service.container import DEV_SLACK_PATH, Service
 from slack_tools.service.ingest import Caller, FloodError, Forbidden, Unauthorized
 from slack_tools.slack.fake import create_app as create_fake_app
+from slack_tools.storage.database import describe
 from slack_tools.storage.scope import ALL_TENANTS
 
 # Alertmanager and Grafana retry only 5xx (and ignore Retry-After): a flood answer
@@ -99,6 +101,17 @@ async def ingest(request: Request, source: Source) -> Response:
     except PayloadError as exc:
         status = 400 if exc.malformed else 422
         return problems.problem(status, HTTPStatus(status).phrase, str(exc), errors=exc.errors)
+    except (StorageError, SQLAlchemyError) as exc:
+        # Nothing was accepted (a strict tenant's database away, a writer closing): the
+        # senders retry a 503. The reason is logged, never answered (it names servers).
+        reason = describe(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+        log.warning("ingest.not_stored", tenant=caller.tenant_id, error=reason)
+        return problems.problem(
+            503,
+            "Service Unavailable",
+            "The alerts could not be stored now; retry later.",
+            headers={"Retry-After": "5"},
+        )
     finally:
         # After accept: the tenant's configuration (its plan) is known by then.
         request.state.tenant_class = _tenant_class(service, caller.tenant_id)

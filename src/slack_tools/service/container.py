@@ -221,8 +221,10 @@ class Service:
 
     def _retire_writers(self) -> None:
         """Stop the commit writers of tenant databases no longer open (tenant deleted)."""
-        open_now = [database.engine for database in self.runtime.databases.open_databases()]
-        retired = self.writer.retire_except(open_now)
+        databases = self.runtime.databases
+        retired = self.writer.retire_except(
+            lambda: [database.engine for database in databases.open_databases()]
+        )
         if retired:
             log.info("ingest.writers_retired", count=retired)
 

@@ -36,7 +36,7 @@ from slack_tools.configs.metrics import ServiceMetrics
 from slack_tools.configs.quotas import ALERTS, MemoryQuotaCounter, QuotaCounter, resource_quotas
 from slack_tools.configs.runtime import tenant_tag
 from slack_tools.configs.security import api_key_digest
-from slack_tools.errors import AuthError, SlackToolsError
+from slack_tools.errors import AuthError, SlackToolsError, StorageError
 from slack_tools.service.writer import CommitWriters, GroupCommitWriter
 from slack_tools.slack.ratelimit import (
     Bucket,
@@ -293,9 +293,14 @@ class Ingestor:
         The open database is looked up in memory on every request, so a tenant deleted
         (its database closed) or made again elsewhere is never written to the old one.
         """
-        database = self.runtime.databases.opened(caller.tenant_id)
+        databases = self.runtime.databases
+        database = databases.opened(caller.tenant_id)
         if database is None:  # off the loop: opening reads the registry and the database
             database = await asyncio.to_thread(self.runtime.database_for, caller.tenant_id)
+        if database is databases.shared:
+            # Deleted since its key was looked up (the key cache keeps it a little while):
+            # its alerts have nowhere to go, and must not land among the shared tenants'.
+            raise StorageError(f"tenant {caller.tenant_id} has no database of its own now")
         return self.writers.for_engine(database.engine)
 
     async def _alerts_over_quota(

@@ -198,12 +198,16 @@ class CommitWriters:
                 self._own[engine] = writer
         return writer
 
-    def retire_except(self, engines: Iterable[Engine]) -> int:
-        """Stop the writers of tenant databases not among ``engines`` (their tenants were
-        deleted, or their databases reopened): each finishes what it has queued first.
-        Returns how many were stopped."""
-        keep = set(engines)
+    def retire_except(self, engines: Callable[[], Iterable[Engine]]) -> int:
+        """Stop the writers of tenant databases not among ``engines()`` (their tenants
+        were deleted, or their databases reopened): each finishes what it has queued
+        first. Returns how many were stopped.
+
+        ``engines`` is asked under the lock that :meth:`for_engine` makes writers under:
+        a writer made meanwhile is for a database already open, so it is kept.
+        """
         with self._lock:
+            keep = set(engines())
             gone = [engine for engine in self._own if engine not in keep]
             retired = [self._own.pop(engine) for engine in gone]
         for writer in retired:

@@ -535,3 +535,26 @@ def test_bulkhead_release_without_acquire_is_an_error() -> None:
     """Releasing more often than acquiring is a programming error, not a silent miscount."""
     with pytest.raises(RuntimeError, match="released more often"):
         Bulkhead(1, 0).release()
+
+
+async def test_a_cancelled_cache_read_gives_its_half_open_probe_back() -> None:
+    """A Redis read cancelled while it waited is neither a success nor a failure: the
+    probe it held is freed, or the breaker would stay half-open with no probe left."""
+    from redis.asyncio import Redis  # noqa: PLC0415 - only here
+
+    from slack_tools.configs.cache_manager.redis_tier import L2Unavailable, RedisTier  # noqa: PLC0415
+
+    clock = FakeClock()
+    breaker = open_breaker(clock, half_open_probes=1)
+    clock.advance(30.0)
+    tier = RedisTier(Redis(), "t:", breaker)  # never connects: nothing is awaited on it
+    assert breaker.allow()  # the one probe, taken by the read below
+    with pytest.raises(asyncio.CancelledError), tier.reporting("get"):
+        raise asyncio.CancelledError
+    assert breaker.state is HALF_OPEN
+    assert breaker.allow()  # the probe is free again
+    breaker.record_ignored()
+
+    with pytest.raises(L2Unavailable), tier.reporting("get"):
+        raise ConnectionError("refused")  # a failed probe opens it again
+    assert breaker.state is OPEN

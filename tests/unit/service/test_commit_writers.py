@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,12 +109,20 @@ async def test_a_deleted_tenants_writer_is_retired_after_finishing_its_jobs(
         acme_writer = writers.for_engine(acme)
         initech_writer = writers.for_engine(initech)
         assert await acme_writer.run(store(1)) == 1
-        pending = asyncio.ensure_future(initech_writer.run(store(2)))
-        await asyncio.sleep(0)  # queued before the writer is retired
+        # initech's writer is kept busy, so job 2 really waits in its queue when the
+        # writer is retired.
+        release = threading.Event()
+        busy = asyncio.ensure_future(initech_writer.run(lambda _c: release.wait(10)))
+        queued = asyncio.ensure_future(initech_writer.run(store(2)))
+        await asyncio.sleep(0.05)
 
-        assert await asyncio.to_thread(writers.retire_except, [acme]) == 1
+        retiring = asyncio.ensure_future(asyncio.to_thread(writers.retire_except, lambda: [acme]))
+        await asyncio.sleep(0.05)
+        release.set()
 
-        assert await pending == 2  # what was queued is committed first
+        assert await retiring == 1
+        assert await busy is True
+        assert await queued == 2  # what was queued is committed first
         assert stored(initech) == [2]
         with pytest.raises(StorageError, match="closed"):
             await initech_writer.run(store(3))

@@ -25,7 +25,7 @@ from slack_tools.configs.cache_manager.memory import (
     Policy,
     tagged,
 )
-from slack_tools.configs.cache_manager.redis_tier import REDIS_ERRORS, L2Unavailable
+from slack_tools.configs.cache_manager.redis_tier import L2Unavailable
 from slack_tools.configs.cache_manager.stats import CacheStats, Event, Tier
 from slack_tools.configs.cache_manager.ttl import SmartTtl, jittered
 
@@ -229,11 +229,8 @@ class CacheNamespace:
                 redis = core.redis
                 started = time.perf_counter() if core.observe is not None else 0.0
                 try:
-                    try:
+                    with redis.reporting("get"):
                         data = await redis.start_get(self.name, key)
-                    except REDIS_ERRORS as exc:
-                        raise redis.failed("get", exc) from None
-                    redis.succeeded()
                     if core.observe is not None:
                         core.observe(Tier.L2.value, tenant_class, time.perf_counter() - started)
                 except L2Unavailable:

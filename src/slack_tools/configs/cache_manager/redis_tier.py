@@ -12,7 +12,8 @@ pickles, and its client-side mode keeps L1 behind an async-only API.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -61,12 +62,23 @@ class RedisTier:
     async def _call(self, operation: str, make: Callable[[], Awaitable[T]]) -> T:
         if not self.breaker.allow():
             raise L2Unavailable("Redis cache tier unavailable (breaker open)")
+        with self.reporting(operation):
+            return await make()
+
+    @contextlib.contextmanager
+    def reporting(self, operation: str) -> Iterator[None]:
+        """Report the call made in the block to the breaker, once: a success, a failure
+        (raised as :class:`L2Unavailable`), or neither when it was cancelled."""
         try:
-            result = await make()
+            yield
+        except L2Unavailable:
+            raise
         except REDIS_ERRORS as exc:
             raise self.failed(operation, exc) from None
+        except BaseException:
+            self.breaker.record_ignored()
+            raise
         self.succeeded()
-        return result
 
     def failed(self, operation: str, exc: BaseException) -> L2Unavailable:
         """Count a failed call against the breaker; the error to raise."""
@@ -90,18 +102,14 @@ class RedisTier:
             log.warning("cache.redis_recovered")
 
     async def get(self, namespace: str, key: str) -> bytes | None:
-        reading = self.start_get(namespace, key)
-        try:
-            found = await reading
-        except REDIS_ERRORS as exc:
-            raise self.failed("get", exc) from None
-        self.succeeded()
-        return found
+        name = self.key(namespace, key)
+        found: Any = await self._call("get", lambda: self.client.get(name))
+        return found  # type: ignore[no-any-return]
 
     def start_get(self, namespace: str, key: str) -> Awaitable[bytes | None]:
-        """The GET of one entry, for the caller to await itself, then to report with
-        :meth:`succeeded` or :meth:`failed`: on the hot read, one coroutine frame less
-        between the caller and the socket (each suspension crosses every frame)."""
+        """The GET of one entry, for the caller to await itself inside :meth:`reporting`:
+        on the hot read, one coroutine frame less between the caller and the socket
+        (each suspension crosses every frame)."""
         if not self.breaker.allow():
             raise L2Unavailable("Redis cache tier unavailable (breaker open)")
         reading: Any = self.client.get(self.key(namespace, key))  # bytes: no decode_responses

@@ -269,7 +269,9 @@ class Dispatcher:
         # would be claimed in the tenant's own database, so they are not offered.
         works += self._read_ready(None, databases.shared, now, limit, [*saturated, *strict])
         for tenant_id in self._strict_due(strict):
-            if tenant_id in skip:
+            if tenant_id in skip:  # busy at its limit: read it again when it is not
+                with self._woken_lock:
+                    self._woken.add(tenant_id)
                 continue
             found = self._read_ready(
                 tenant_id, functools.partial(databases.for_tenant, tenant_id), now, limit, []
@@ -634,6 +636,7 @@ class Dispatcher:
         await asyncio.to_thread(
             self.ledger.release, rows, now + timedelta(seconds=delay), True, error.reason
         )
+        asyncio.get_running_loop().call_later(delay + 0.001, self.wake, work.tenant_id)
 
     # --- recording -----------------------------------------------------------------------
 

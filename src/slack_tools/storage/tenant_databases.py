@@ -31,7 +31,6 @@ from slack_tools.errors import StorageError
 from slack_tools.storage.database import Database, describe, write_transaction
 from slack_tools.storage.tables import metadata, tenants
 
-DEFAULT_TEMPLATE = "sqlite:///tenants/{tenant}.db"
 SAFE_QUERY_PARAMETERS = frozenset(
     {"sslmode", "sslrootcert", "application_name", "connect_timeout", "options"}
 )

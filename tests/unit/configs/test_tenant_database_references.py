@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
+from slack_tools.configs.schema import TenantsConfig
 from slack_tools.errors import StorageError
 from slack_tools.storage.tenant_databases import (
-    DEFAULT_TEMPLATE,
     check_reference,
     resolve_reference,
     tenant_reference,
@@ -24,7 +24,7 @@ TENANT_IDS = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,40}", fullmatch=True)
 def test_the_default_reference_is_a_file_of_the_tenant_under_the_data_directory(
     tenant_id: str,
 ) -> None:
-    reference = tenant_reference(DEFAULT_TEMPLATE, tenant_id)
+    reference = tenant_reference(TenantsConfig().strict_database_url, tenant_id)
     resolved = make_url(resolve_reference(reference, "/srv/slack-tools"))
     assert resolved.get_backend_name() == "sqlite"
     assert resolved.database == f"/srv/slack-tools/tenants/{tenant_id}.db"

@@ -90,11 +90,6 @@ class RedisTier:
         if was_half_open and self.breaker.state is BreakerState.CLOSED:
             log.warning("cache.redis_recovered")
 
-    async def get(self, namespace: str, key: str) -> bytes | None:
-        name = self.key(namespace, key)
-        found: Any = await self._call("get", lambda: self.client.get(name))
-        return found  # type: ignore[no-any-return]
-
     def start_get(self, namespace: str, key: str) -> Awaitable[bytes | None]:
         """The GET of one entry, for the caller to await itself inside :meth:`reporting`:
         on the hot read, one coroutine frame less between the caller and the socket

@@ -121,6 +121,16 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """Count a successful call; enough successful probes close the breaker."""
+        if self._state is BreakerState.CLOSED and self._buckets:
+            # The common case, on every cache read from Redis: closed, within the second
+            # already counted (so nothing to evict), and a success cannot open it.
+            bucket = self._buckets[-1]
+            if bucket.second == math.floor(self._clock()):
+                bucket.calls += 1
+                self._calls += 1
+                if self._failures:
+                    self._check_threshold()
+                return
         self._record(failed=False)
         if self._state is BreakerState.HALF_OPEN:
             self._probe_successes += 1

@@ -80,6 +80,7 @@ def open_breaker(clock: FakeClock, **changes: float) -> CircuitBreaker:
         pytest.param("FFFF", 4, 0.5, OPEN, id="minimum-reached-all-failing"),
         pytest.param("SSFF", 4, 0.5, OPEN, id="rate-equal-to-threshold-opens"),
         pytest.param("SSSFF", 4, 0.5, CLOSED, id="rate-just-below-threshold"),
+        pytest.param("FFS", 3, 0.5, OPEN, id="a-success-reaching-minimum-calls-opens"),
         pytest.param("SSSSF", 4, 0.2, OPEN, id="low-threshold-boundary"),
         pytest.param("FFFS", 4, 1.0, CLOSED, id="threshold-one-needs-every-call-failing"),
         pytest.param("FFFF", 4, 1.0, OPEN, id="threshold-one-all-failing"),

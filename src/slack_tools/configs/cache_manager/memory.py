@@ -266,7 +266,8 @@ class MemoryTier:
 
     def _evicted(self, key: str, entry: Entry) -> None:
         # Called by the store under our lock, while it makes room.
-        self._unindex(key, entry)
+        if entry.tags:
+            self._unindex(key, entry)
         if self._clock() < entry.stale_until:  # outlived entries are not evictions
             self.evictions += 1
             if self._on_evict_hook is not None:

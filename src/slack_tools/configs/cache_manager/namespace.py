@@ -169,13 +169,15 @@ class CacheNamespace:
         tenant_class: str = "",
     ) -> Any:
         """Async :meth:`get`."""
-        found = self._fresh(key)
-        if found is not MISSING:
-            return found
-        if not self._io and loader is None:
-            self._core.stats.add(self.name, Tier.L1, Event.MISS, tenant_class)
-            return fallback
         core = self._core
+        # L1 is looked at once (as _fresh does): a stale entry found here is served below.
+        entry = self._l1.get(key)
+        if entry is not None and core.clock() < entry.fresh_until:
+            core.stats.add(self.name, Tier.L1, Event.HIT, entry.tenant_class)
+            return entry.value
+        if not self._io and loader is None:
+            core.stats.add(self.name, Tier.L1, Event.MISS, tenant_class)
+            return fallback
         if not core.on_home():
             # Read on the home loop, where this same method goes on below.
             return await core.hop(
@@ -191,7 +193,6 @@ class CacheNamespace:
                 )
             )
         # On the home loop the read goes on here, not in a helper coroutine (see _load).
-        entry = self._l1.get(key)
         if entry is not None and loader is not None:  # stale: serve it, one caller reloads
             core.stats.add(self.name, Tier.L1, Event.STALE_HIT, entry.tenant_class)
             if (self.name, key) not in core.inflight:
@@ -268,19 +269,15 @@ class CacheNamespace:
             core.stats.add(self.name, tier, Event.MISS, tenant_class)
             return MISSING
         core.stats.add(self.name, tier, Event.HIT, envelope.tenant_class)
-        self._l1.put(
-            key,
-            self._capped(
-                Entry(
-                    envelope.value,
-                    envelope.fresh_until,
-                    envelope.stale_until,
-                    len(data or b"") + len(key) + ENTRY_OVERHEAD,
-                    envelope.tags,
-                    envelope.tenant_class,
-                )
-            ),
+        entry = Entry(
+            envelope.value,
+            envelope.fresh_until,
+            envelope.stale_until,
+            len(data or b"") + len(key) + ENTRY_OVERHEAD,
+            envelope.tags,
+            envelope.tenant_class,
         )
+        self._l1.put(key, entry if core.channel_up else self._capped(entry))
         return envelope.value
 
     def get_bulk(self, keys: Iterable[str], *, tenant_class: str = "") -> dict[str, Any]:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, Self, TypeVar, overload
 
@@ -181,8 +181,9 @@ class AlertGroup:
         Two copies of one notification (Alertmanager in HA) have the same state;
         annotations are left out on purpose, as Alertmanager's own dedup does.
         """
-        parts = sorted(f"{a.fingerprint}:{a.status.value}" for a in self.alerts)
-        canonical = f"{self.status.value}|{'|'.join(parts)}|{self.truncated_alerts}"
+        status_text = _STATUS_TEXT  # an enum's .value is a Python-level property lookup
+        parts = sorted([f"{a.fingerprint}:{status_text[a.status]}" for a in self.alerts])
+        canonical = f"{status_text[self.status]}|{'|'.join(parts)}|{self.truncated_alerts}"
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
     @cached_property
@@ -228,6 +229,26 @@ def _links_to_dict(links: Links) -> dict[str, str]:
     return found
 
 
+_ISO_TIMES_MAX = 4096
+_iso_times: dict[datetime, str] = {}
+
+
+def _iso(moment: datetime) -> str:
+    """``moment.isoformat()``, remembered: the alerts of a group share a few start times,
+    and isoformat costs more than the rest of an alert's stored form. Only UTC times are
+    remembered: equal times in other zones are written with their own offsets."""
+    if moment.tzinfo is not UTC:
+        return moment.isoformat()
+    try:
+        return _iso_times[moment]
+    except KeyError:
+        pass
+    if len(_iso_times) >= _ISO_TIMES_MAX:
+        _iso_times.clear()
+    text = _iso_times[moment] = moment.isoformat()
+    return text
+
+
 def alert_to_dict(alert: Alert) -> dict[str, object]:
     """A JSON-ready form of an alert, for storage."""
     # Written for every alert of every accepted notification, on the writer thread.
@@ -237,8 +258,8 @@ def alert_to_dict(alert: Alert) -> dict[str, object]:
         "status": _STATUS_TEXT[alert.status],
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
-        "starts_at": starts_at.isoformat() if starts_at else None,
-        "ends_at": ends_at.isoformat() if ends_at else None,
+        "starts_at": _iso(starts_at) if starts_at else None,
+        "ends_at": _iso(ends_at) if ends_at else None,
         "links": _links_to_dict(alert.links),
         "value": alert.value,
     }

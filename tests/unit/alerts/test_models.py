@@ -329,6 +329,18 @@ def test_alert_round_trips_through_its_dict_form() -> None:
     assert alert_from_dict(stored) == alert
 
 
+def test_equal_times_in_other_zones_keep_their_own_offsets() -> None:
+    """The same instant in UTC and in another zone is written each with its offset, in any
+    order (stored times are remembered, and equal datetimes hash alike)."""
+    in_utc = datetime(2026, 11, 26, 7, 15, tzinfo=UTC)
+    elsewhere = in_utc.astimezone(timezone(timedelta(hours=2)))
+    assert in_utc == elsewhere
+    for first, second in ((in_utc, elsewhere), (elsewhere, in_utc), (in_utc, elsewhere)):
+        for fingerprint, moment in (("a", first), ("b", second)):
+            alert = dataclasses.replace(make_alert(fingerprint), starts_at=moment)
+            assert alert_to_dict(alert)["starts_at"] == moment.isoformat()
+
+
 def test_alert_dict_leaves_out_missing_links_and_times() -> None:
     """Empty links are not stored; missing times are stored as null and read back as None."""
     alert = make_alert("f1")

@@ -1,16 +1,79 @@
-"""The baseline of bench/ingest.py: a bare FastAPI endpoint that only parses the payload."""
+"""The baselines of bench/ingest.py, on the same uvicorn settings as the service.
+
+``/api/v1/alerts/alertmanager``: a bare FastAPI endpoint that only parses the payload.
+
+``/floor/alertmanager``: the same, plus the least a durable answer costs: the body is
+inserted into a SQLite table (WAL, synchronous NORMAL, as the service's default) and
+the 202 waits for the commit, with the inserts of concurrent requests committed
+together by one writer thread. No authentication, model, dedup or routing: what is
+left of the bare endpoint's rate once the alert is on disk.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import queue
+import sqlite3
+import tempfile
+import threading
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+Waiting = tuple[bytes, asyncio.Future[None], asyncio.AbstractEventLoop]
+
+
+class Floor:
+    """One thread inserting what is queued, one transaction per batch."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Waiting] = queue.SimpleQueue()
+        self._directory = tempfile.TemporaryDirectory()
+        path = Path(self._directory.name) / "floor.db"
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("CREATE TABLE received (id INTEGER PRIMARY KEY, body BLOB)")
+        threading.Thread(target=self._run, daemon=True).start()
+
+    async def store(self, body: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((body, future, loop))
+        await future
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 256:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._connection.execute("BEGIN")
+            self._connection.executemany(
+                "INSERT INTO received (body) VALUES (?)", [(body,) for body, _, _ in batch]
+            )
+            self._connection.execute("COMMIT")
+            for _, future, loop in batch:
+                loop.call_soon_threadsafe(future.set_result, None)
+
+
+floor = Floor()
 app = FastAPI()
 
 
 @app.post("/api/v1/alerts/alertmanager")
 async def accept(request: Request) -> JSONResponse:
     payload = json.loads(await request.body())
+    return JSONResponse({"alerts": len(payload["alerts"])}, status_code=202)
+
+
+@app.post("/floor/alertmanager")
+async def accept_durably(request: Request) -> JSONResponse:
+    body = await request.body()
+    payload = json.loads(body)
+    await floor.store(body)
     return JSONResponse({"alerts": len(payload["alerts"])}, status_code=202)

@@ -7,7 +7,9 @@ wrk (a separate process) drives the service — authentication, flood check, par
 route, dedup and a SQLite commit per request through group commit, with the
 dispatcher running and sending to the Slack fake — and, in the same run, a bare
 FastAPI endpoint that only parses the same payloads, on the same uvicorn
-settings. Prints figures; asserts nothing. ``--profile FILE`` samples the service
+settings, and that endpoint again storing each body durably by group commit
+(the floor: what durability alone leaves of the bare rate). Prints figures;
+asserts nothing. ``--profile FILE`` samples the service
 with py-spy during the measured run (collapsed stacks, one per line, with thread
 names), to see where a request's time goes.
 """
@@ -34,6 +36,7 @@ from harness import (
 
 TOKEN = "xoxb-bench-token"
 PATH = "/api/v1/alerts/alertmanager"
+FLOOR_PATH = "/floor/alertmanager"
 GROUPS = 500
 
 
@@ -93,17 +96,21 @@ def main() -> None:
     options = parser.parse_args()
     bodies = [payload(group, flip) for flip in range(3) for group in range(GROUPS)]
 
-    bare_load, bare_rss = None, float("nan")
+    bare_load, floor_load, bare_rss = None, None, float("nan")
     if not options.skip_baseline:
         with baseline() as bare:
-            wrk(bare.url, PATH, bodies[:50], "none", seconds=2, connections=options.connections)
-            bare_load = wrk(
-                bare.url,
-                PATH,
-                bodies,
-                "none",
-                seconds=options.seconds,
-                connections=options.connections,
+            for path in (PATH, FLOOR_PATH):
+                wrk(bare.url, path, bodies[:50], "none", seconds=2, connections=options.connections)
+            bare_load, floor_load = (
+                wrk(
+                    bare.url,
+                    path,
+                    bodies,
+                    "none",
+                    seconds=options.seconds,
+                    connections=options.connections,
+                )
+                for path in (PATH, FLOOR_PATH)
             )
             bare_rss = bare.peak_rss_mb()
 
@@ -132,11 +139,17 @@ def main() -> None:
         f"{'':<34}{'req/s':>10}{'alerts/s':>10}{'mean ms':>9}{'p50':>8}{'p95':>8}{'p99':>8}"
         f"{'non-2xx':>8}{'RSS MB':>9}"
     )
-    if bare_load is not None:
+    if bare_load is not None and floor_load is not None:
         print(row("bare FastAPI, parse only", bare_load, bare_rss))
+        print(row("floor: bare + group-committed row", floor_load, bare_rss))
     print(row(f"slack-tools, SQLite, {options.workers} worker(s)", ours, our_rss))
     print(f"service CPU per request: {our_cpu_ms:.2f} ms (user + system, all its threads)")
     share = f"{ours.rate / bare_load.rate:.2f}" if bare_load is not None else "not measured"
+    if bare_load is not None and floor_load is not None:
+        print(
+            f"floor's share of the bare endpoint's rate: {floor_load.rate / bare_load.rate:.2f} "
+            "(the body alone, stored durably: no key, model, dedup or routing)"
+        )
     print(
         f"share of the bare endpoint's rate: {share} (goal >= 0.5); "
         "goals: >= 4,000 req/s (40,000 alerts/s), mean < 10 ms, p95 < 25 ms, RSS < 256 MB"

@@ -1,0 +1,138 @@
+"""Where an ingest request's CPU goes: each step alone, in microseconds per request.
+
+    .venv/bin/python bench/ingest_parts.py [--requests 3000] [--repeats 5]
+
+The same Alertmanager payloads of 10 alerts as bench/ingest.py (every one a change of
+its group, so none is a duplicate), each step timed alone on this core (process CPU
+time, median of the runs):
+
+- decode: ``json.loads`` (what the bare endpoint does) and ``orjson.loads``;
+- parse: the body into the ``AlertGroup`` model (fast path), and its state hash;
+- store: the writer thread's job for a request (dedup read, group and delivery
+  writes, usage), committed by batches of 32 in a SQLite file (WAL, synchronous
+  NORMAL), beside the floor's job: the body inserted as one row, same batches.
+
+Read beside bench/ingest.py: at a share of 0.5 of the bare endpoint's rate a request
+may cost twice the bare one's CPU; the floor's row already takes part of that, and
+these lines say what the model and the dedup write take of the rest. Prints figures;
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import payload
+from slack_tools.alerts.models import Source
+from slack_tools.alerts.sources import alertmanager
+from slack_tools.service.ingest import _store
+from slack_tools.storage import delivery
+from slack_tools.storage.database import create_engine, upgrade, write_transaction
+from slack_tools.storage.usage import usage_noted
+
+BATCH = 32
+
+
+def cpu_per_item(run: Callable[[], int], repeats: int) -> float:
+    """Median process CPU microseconds per item of ``run`` (which returns its item count)."""
+    run()
+    samples = []
+    for _ in range(repeats):
+        started = time.process_time()
+        items = run()
+        samples.append((time.process_time() - started) / items * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    bodies = [payload(group, flip).encode() for flip in range(3) for group in range(500)]
+    bodies = (bodies * (options.requests // len(bodies) + 1))[: options.requests]
+
+    def each(step: Callable[[bytes], object]) -> Callable[[], int]:
+        def run() -> int:
+            for body in bodies:
+                step(body)
+            return len(bodies)
+
+        return run
+
+    def parsed_with_hash(body: bytes) -> str:
+        return alertmanager.parse_fast(body)[0].state_hash
+
+    rows = [
+        ("decode: json.loads (the bare endpoint)", each(json.loads)),
+        ("decode: orjson.loads", each(orjson.loads)),
+        ("parse into the model (orjson included)", each(alertmanager.parse_fast)),
+        ("parse + state hash", each(parsed_with_hash)),
+    ]
+    results = [(name, cpu_per_item(run, options.repeats)) for name, run in rows]
+
+    with tempfile.TemporaryDirectory() as directory:
+        engine = create_engine(f"sqlite:///{directory}/parts.db")
+        upgrade(engine)
+        groups = [alertmanager.parse_fast(body)[0] for body in bodies]
+        targets = (delivery.TargetWrite("#bench", "en_US", True),)
+        offset = [0]
+
+        def store() -> int:
+            # Shifted at every run, so each write changes its group's state.
+            offset[0] += 1
+            shifted = groups[offset[0] % 3 :] + groups[: offset[0] % 3]
+            for start in range(0, len(shifted), BATCH):
+                now = datetime.now(UTC)
+                jobs = [
+                    _store("bench", Source.ALERTMANAGER, [(group, targets)], now)
+                    for group in shifted[start : start + BATCH]
+                ]
+                with write_transaction(engine) as connection, usage_noted(connection):
+                    for job in jobs:
+                        job(connection)
+            return len(shifted)
+
+        results.append(
+            ("store: the writer's job (dedup write)", cpu_per_item(store, options.repeats))
+        )
+        engine.dispose()
+
+        raw = sqlite3.connect(Path(directory) / "floor.db", isolation_level=None)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("CREATE TABLE received (id INTEGER PRIMARY KEY, body BLOB)")
+
+        def insert() -> int:
+            for start in range(0, len(bodies), BATCH):
+                raw.execute("BEGIN")
+                raw.executemany(
+                    "INSERT INTO received (body) VALUES (?)",
+                    [(body,) for body in bodies[start : start + BATCH]],
+                )
+                raw.execute("COMMIT")
+            return len(bodies)
+
+        results.append(("store: the floor's row", cpu_per_item(insert, options.repeats)))
+        raw.close()
+
+    print(f"ingest parts: CPU per request, {options.requests} requests of 10 alerts")
+    for name, micros in results:
+        print(f"{name:<44}{micros:>8.1f} us")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from slack_tools.configs.cache_manager import CacheManager, Event, Tier
@@ -253,3 +254,33 @@ async def test_redis_outage_and_recovery(prefix: str, tmp_path: Path) -> None:
         await cache.aclose()
         with contextlib.suppress(Exception):
             await proxy.stop()
+
+
+async def test_a_read_cancelled_before_its_reply_leaves_no_reply_for_the_next(
+    prefix: str, tmp_path: Path
+) -> None:
+    """A GET cancelled while Redis holds its reply must not leave that reply on a pooled
+    connection, where the next read would take it for its own."""
+    # The pool hands out the connection released last: the cancelled read's.
+    cache = CacheManager(AppConfig.model_validate(settings(prefix, tmp_path)))
+    shared = cache.namespace("pause", tiers=["l1", "l2"], max_entries=1)
+    admin = Redis.from_url(REDIS_URL)
+    try:
+        await cache.start()
+        await shared.aset_bulk({"first": "first value", "second": "second value"}, ttl=300)
+        shared.drop_local()
+        await admin.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+        try:
+            reading = asyncio.ensure_future(shared.aget("first"))
+            await asyncio.sleep(0.2)  # sent, and its reply held back by the pause
+            assert not reading.done()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+        finally:
+            await admin.execute_command("CLIENT", "UNPAUSE")
+        assert await shared.aget("second") == "second value"
+        assert await shared.aget("first") == "first value"
+    finally:
+        await admin.aclose()
+        await cache.aclose()

@@ -96,8 +96,26 @@ class RedisTier:
         (each suspension crosses every frame)."""
         if not self.breaker.allow():
             raise L2Unavailable("Redis cache tier unavailable (breaker open)")
-        reading: Any = self.client.get(self.key(namespace, key))  # bytes: no decode_responses
-        return reading  # type: ignore[no-any-return]
+        return self._get(self.key(namespace, key))
+
+    async def _get(self, name: str) -> bytes | None:
+        """GET on a pooled connection, without redis-py's command wrapper.
+
+        ``Redis.execute_command`` wraps each command in its retry policy and its
+        telemetry hooks, about a tenth of a GET on loopback (bench/cache.py): a cache
+        read wants neither, since a failure is the breaker's to count and a retry only
+        delays serving from L1/L3. The connection drops itself on any error or
+        cancellation while a reply is awaited (``read_response``), so the pool never
+        hands out one with a reply still unread.
+        """
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_command("GET", name)
+            found: bytes | None = await connection.read_response()  # bytes: no decoding
+        finally:
+            await pool.release(connection)
+        return found
 
     async def get_many(self, namespace: str, keys: Sequence[str]) -> list[bytes | None]:
         names = [self.key(namespace, key) for key in keys]

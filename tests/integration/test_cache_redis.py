@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from slack_tools.configs.cache_manager import CacheManager, Event, Tier
@@ -170,11 +169,14 @@ def test_an_update_on_one_process_reaches_another(prefix: str, tmp_path: Path) -
 
 
 class Proxy:
-    """A TCP relay to Redis that can be cut and restored, to play an outage."""
+    """A TCP relay to Redis that can be cut and restored, to play an outage, and hold
+    Redis's replies back (clear ``replies``) while requests still go through."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = 0
+        self.replies = asyncio.Event()
+        self.replies.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -195,14 +197,18 @@ class Proxy:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._writers.update((writer, up_writer))
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, gate: asyncio.Event | None
+        ) -> None:
             with contextlib.suppress(OSError, ConnectionError):
                 while data := await source.read(65536):
+                    if gate is not None:
+                        await gate.wait()
                     sink.write(data)
                     await sink.drain()
             sink.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, None), pipe(up_reader, writer, self.replies))
 
 
 async def test_redis_outage_and_recovery(prefix: str, tmp_path: Path) -> None:
@@ -259,28 +265,29 @@ async def test_redis_outage_and_recovery(prefix: str, tmp_path: Path) -> None:
 async def test_a_read_cancelled_before_its_reply_leaves_no_reply_for_the_next(
     prefix: str, tmp_path: Path
 ) -> None:
-    """A GET cancelled while Redis holds its reply must not leave that reply on a pooled
+    """A GET cancelled while its reply is on the way must not leave that reply on a pooled
     connection, where the next read would take it for its own."""
+    host, port = REDIS_URL.removeprefix("redis://").split("/")[0].split(":")
+    proxy = Proxy((host, int(port)))
+    await proxy.start()
+    url = f"redis://127.0.0.1:{proxy.port}/{REDIS_URL.rsplit('/', 1)[1]}"
     # The pool hands out the connection released last: the cancelled read's.
-    cache = CacheManager(AppConfig.model_validate(settings(prefix, tmp_path)))
-    shared = cache.namespace("pause", tiers=["l1", "l2"], max_entries=1)
-    admin = Redis.from_url(REDIS_URL)
+    cache = CacheManager(AppConfig.model_validate(settings(prefix, tmp_path, url)))
+    shared = cache.namespace("held", tiers=["l1", "l2"], max_entries=1)
     try:
         await cache.start()
         await shared.aset_bulk({"first": "first value", "second": "second value"}, ttl=300)
         shared.drop_local()
-        await admin.execute_command("CLIENT", "PAUSE", "2000", "ALL")
-        try:
-            reading = asyncio.ensure_future(shared.aget("first"))
-            await asyncio.sleep(0.2)  # sent, and its reply held back by the pause
-            assert not reading.done()
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
-        finally:
-            await admin.execute_command("CLIENT", "UNPAUSE")
+        proxy.replies.clear()
+        reading = asyncio.ensure_future(shared.aget("first"))
+        await asyncio.sleep(0.1)  # sent; its reply is held by the proxy
+        assert not reading.done()
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        proxy.replies.set()
         assert await shared.aget("second") == "second value"
         assert await shared.aget("first") == "first value"
     finally:
-        await admin.aclose()
         await cache.aclose()
+        await proxy.stop()

@@ -63,6 +63,11 @@ class _Bucket:
     failures: int = 0
 
 
+def _window_buckets(config: BreakerConfig) -> int:
+    """How many 1-second buckets the sliding window holds."""
+    return max(1, math.ceil(config.window_seconds))
+
+
 class CircuitBreaker:
     """A failure-rate circuit breaker over a time-based sliding window.
 
@@ -82,6 +87,7 @@ class CircuitBreaker:
     ) -> None:
         self.name = name
         self._config = config
+        self._window_buckets = _window_buckets(config)
         self._clock = clock
         self._on_transition = on_transition
         self._state = BreakerState.CLOSED
@@ -104,6 +110,7 @@ class CircuitBreaker:
     def configure(self, config: BreakerConfig) -> None:
         """Apply new thresholds, keeping the state and the recorded calls."""
         self._config = config
+        self._window_buckets = _window_buckets(config)
         self._evict(self._clock())
 
     def allow(self) -> bool:
@@ -121,11 +128,13 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """Count a successful call; enough successful probes close the breaker."""
-        if self._state is BreakerState.CLOSED and self._buckets:
-            # The common case, on every cache read from Redis: closed, within the second
-            # already counted (so nothing to evict), and a success cannot open it.
-            bucket = self._buckets[-1]
-            if bucket.second == math.floor(self._clock()):
+        buckets = self._buckets
+        if self._state is BreakerState.CLOSED and buckets:
+            # The common case, on every cache read from Redis: closed, in the second last
+            # counted, and nothing old enough to leave the window (what _record would do).
+            bucket = buckets[-1]
+            second = math.floor(self._clock())
+            if bucket.second == second and buckets[0].second > second - self._window_buckets:
                 bucket.calls += 1
                 self._calls += 1
                 if self._failures:
@@ -189,8 +198,7 @@ class CircuitBreaker:
             self._failures += 1
 
     def _evict(self, now: float) -> None:
-        size = max(1, math.ceil(self._config.window_seconds))
-        oldest = math.floor(now) - size + 1
+        oldest = math.floor(now) - self._window_buckets + 1
         while self._buckets and self._buckets[0].second < oldest:
             gone = self._buckets.popleft()
             self._calls -= gone.calls
@@ -231,6 +239,7 @@ class BreakerRegistry:
         on_transition: TransitionListener | None = None,
     ) -> None:
         self._config = config
+        self._window_buckets = _window_buckets(config)
         self._clock = clock
         self._on_transition = on_transition
         self._breakers: dict[str, CircuitBreaker] = {}

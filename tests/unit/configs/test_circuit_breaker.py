@@ -122,6 +122,24 @@ def test_window_slides_old_failures_out(advance: float, expected: BreakerState) 
     assert breaker.state is expected
 
 
+def test_a_success_counts_only_what_a_shrunk_window_still_holds() -> None:
+    """A window made shorter leaves out the older buckets for every later result, a
+    success included, even when the clock read earlier meanwhile (an injected one)."""
+    clock = FakeClock(100.5)
+    breaker = CircuitBreaker(
+        "T1", config(window_seconds=10.0, minimum_calls=3, failure_rate_threshold=0.3), clock=clock
+    )
+    play(breaker, "F")
+    clock.now = 105.5
+    play(breaker, "S")
+    clock.now = 50.0
+    breaker.configure(config(window_seconds=2.0, minimum_calls=3, failure_rate_threshold=0.3))
+    clock.now = 105.6
+    play(breaker, "S")
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().failures == 0
+
+
 def test_failure_rate_follows_the_window() -> None:
     """failure_rate() covers only the calls still in the window, and is 0.0 when empty."""
     clock = FakeClock(0.0)

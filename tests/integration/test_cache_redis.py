@@ -177,6 +177,7 @@ class Proxy:
         self.port = 0
         self.replies = asyncio.Event()
         self.replies.set()
+        self.requests = 0  # chunks relayed to Redis
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -204,6 +205,8 @@ class Proxy:
                 while data := await source.read(65536):
                     if gate is not None:
                         await gate.wait()
+                    else:
+                        self.requests += 1
                     sink.write(data)
                     await sink.drain()
             sink.close()
@@ -279,8 +282,9 @@ async def test_a_read_cancelled_before_its_reply_leaves_no_reply_for_the_next(
         await shared.aset_bulk({"first": "first value", "second": "second value"}, ttl=300)
         shared.drop_local()
         proxy.replies.clear()
+        sent = proxy.requests
         reading = asyncio.ensure_future(shared.aget("first"))
-        await asyncio.sleep(0.1)  # sent; its reply is held by the proxy
+        await until(lambda: proxy.requests > sent)  # sent; its reply is held by the proxy
         assert not reading.done()
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -101,12 +101,12 @@ class RedisTier:
     async def _get(self, name: str) -> bytes | None:
         """GET on a pooled connection, without redis-py's command wrapper.
 
-        ``Redis.execute_command`` wraps each command in its retry policy and its
+        ``Redis.execute_command`` runs each command through its retry wrapper and its
         telemetry hooks, about a tenth of a GET on loopback (bench/cache.py): a cache
-        read wants neither, since a failure is the breaker's to count and a retry only
-        delays serving from L1/L3. The connection drops itself on any error or
-        cancellation while a reply is awaited (``read_response``), so the pool never
-        hands out one with a reply still unread.
+        read wants neither, since a failure is the breaker's to count (our metrics
+        say so) and a retry only delays serving from L1/L3. The connection drops
+        itself on any error or cancellation while a reply is awaited
+        (``read_response``), so the pool never hands out one with a reply unread.
         """
         pool = self.client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]

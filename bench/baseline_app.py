@@ -1,4 +1,5 @@
-"""The baselines of bench/ingest.py, on the same uvicorn settings as the service.
+"""The baselines of bench/ingest.py, on the same uvicorn settings (event loop, HTTP
+parser, one worker) and garbage collection settings as the service.
 
 ``/api/v1/alerts/alertmanager``: a bare FastAPI endpoint that only parses the payload.
 
@@ -12,6 +13,7 @@ left of the bare endpoint's rate once the alert is on disk.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import queue
 import sqlite3
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from slack_tools.service.runner import GC_THRESHOLDS
 
 Waiting = tuple[bytes, asyncio.Future[None], asyncio.AbstractEventLoop]
 
@@ -52,17 +56,37 @@ class Floor:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._connection.execute("BEGIN")
-            self._connection.executemany(
-                "INSERT INTO received (body) VALUES (?)", [(body,) for body, _, _ in batch]
-            )
-            self._connection.execute("COMMIT")
+            error: BaseException | None = None
+            try:
+                self._connection.execute("BEGIN")
+                self._connection.executemany(
+                    "INSERT INTO received (body) VALUES (?)", [(body,) for body, _, _ in batch]
+                )
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as exc:  # answered to each request; the thread goes on
+                error = exc
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
             for _, future, loop in batch:
-                loop.call_soon_threadsafe(future.set_result, None)
+                loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the request went away meanwhile
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 floor = Floor()
 app = FastAPI()
+# The service's garbage collection settings (slack_tools.service.runner), so that the
+# comparison is of the work done per request, not of the collector's.
+gc.collect()
+gc.freeze()
+gc.set_threshold(*GC_THRESHOLDS)
 
 
 @app.post("/api/v1/alerts/alertmanager")

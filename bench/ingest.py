@@ -96,13 +96,13 @@ def main() -> None:
     options = parser.parse_args()
     bodies = [payload(group, flip) for flip in range(3) for group in range(GROUPS)]
 
-    bare_load, floor_load, bare_rss = None, None, float("nan")
+    baselines: dict[str, tuple[Load, float]] = {}
     if not options.skip_baseline:
         with baseline() as bare:
+            # The bare endpoint first: its peak RSS is read before the floor's run.
             for path in (PATH, FLOOR_PATH):
                 wrk(bare.url, path, bodies[:50], "none", seconds=2, connections=options.connections)
-            bare_load, floor_load = (
-                wrk(
+                load = wrk(
                     bare.url,
                     path,
                     bodies,
@@ -110,9 +110,7 @@ def main() -> None:
                     seconds=options.seconds,
                     connections=options.connections,
                 )
-                for path in (PATH, FLOOR_PATH)
-            )
-            bare_rss = bare.peak_rss_mb()
+                baselines[path] = (load, bare.peak_rss_mb())
 
     extra = {"SLACK_TOOLS__SERVER__WORKERS": str(options.workers)}
     with fake_slack("--no-rate-limits") as fake, service(fake.url + "/api/", extra) as running:
@@ -139,15 +137,17 @@ def main() -> None:
         f"{'':<34}{'req/s':>10}{'alerts/s':>10}{'mean ms':>9}{'p50':>8}{'p95':>8}{'p99':>8}"
         f"{'non-2xx':>8}{'RSS MB':>9}"
     )
-    if bare_load is not None and floor_load is not None:
-        print(row("bare FastAPI, parse only", bare_load, bare_rss))
-        print(row("floor: bare + group-committed row", floor_load, bare_rss))
+    bare_load = baselines[PATH][0] if baselines else None
+    if baselines:
+        print(row("bare FastAPI, parse only", *baselines[PATH]))
+        print(row("floor: bare + group-committed row", *baselines[FLOOR_PATH]))
     print(row(f"slack-tools, SQLite, {options.workers} worker(s)", ours, our_rss))
     print(f"service CPU per request: {our_cpu_ms:.2f} ms (user + system, all its threads)")
     share = f"{ours.rate / bare_load.rate:.2f}" if bare_load is not None else "not measured"
-    if bare_load is not None and floor_load is not None:
+    if bare_load is not None:
+        floor_share = baselines[FLOOR_PATH][0].rate / bare_load.rate
         print(
-            f"floor's share of the bare endpoint's rate: {floor_load.rate / bare_load.rate:.2f} "
+            f"floor's share of the bare endpoint's rate: {floor_share:.2f} "
             "(the body alone, stored durably: no key, model, dedup or routing)"
         )
     print(

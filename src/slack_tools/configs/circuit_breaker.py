@@ -239,7 +239,6 @@ class BreakerRegistry:
         on_transition: TransitionListener | None = None,
     ) -> None:
         self._config = config
-        self._window_buckets = _window_buckets(config)
         self._clock = clock
         self._on_transition = on_transition
         self._breakers: dict[str, CircuitBreaker] = {}

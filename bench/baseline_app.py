@@ -24,6 +24,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from harness import floor_database, insert_bodies
 from slack_tools.service.runner import GC_THRESHOLDS
 
 Waiting = tuple[bytes, asyncio.Future[None], asyncio.AbstractEventLoop]
@@ -35,11 +36,7 @@ class Floor:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Waiting] = queue.SimpleQueue()
         self._directory = tempfile.TemporaryDirectory()
-        path = Path(self._directory.name) / "floor.db"
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute("CREATE TABLE received (id INTEGER PRIMARY KEY, body BLOB)")
+        self._connection = floor_database(Path(self._directory.name) / "floor.db")
         threading.Thread(target=self._run, daemon=True).start()
 
     async def store(self, body: bytes) -> None:
@@ -58,15 +55,9 @@ class Floor:
                     break
             error: BaseException | None = None
             try:
-                self._connection.execute("BEGIN")
-                self._connection.executemany(
-                    "INSERT INTO received (body) VALUES (?)", [(body,) for body, _, _ in batch]
-                )
-                self._connection.execute("COMMIT")
+                insert_bodies(self._connection, [body for body, _, _ in batch])
             except sqlite3.Error as exc:  # answered to each request; the thread goes on
                 error = exc
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
             for _, future, loop in batch:
                 loop.call_soon_threadsafe(_settle, future, error)
 

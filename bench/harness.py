@@ -7,11 +7,12 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,28 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def floor_database(path: Path) -> sqlite3.Connection:
+    """The floor's table of request bodies: SQLite in WAL mode with synchronous NORMAL,
+    as the service's default; transactions are the caller's (autocommit otherwise)."""
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, body BLOB)")
+    return connection
+
+
+def insert_bodies(connection: sqlite3.Connection, bodies: Sequence[bytes]) -> None:
+    """The floor's job for a batch: each body a row, one transaction."""
+    connection.execute("BEGIN")
+    try:
+        connection.executemany("INSERT INTO received (body) VALUES (?)", [(b,) for b in bodies])
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 def free_port() -> int:

@@ -38,6 +38,7 @@ TOKEN = "xoxb-bench-token"
 PATH = "/api/v1/alerts/alertmanager"
 FLOOR_PATH = "/floor/alertmanager"
 GROUPS = 500
+FLIPS = 3  # states of each group: every request changes its group's state
 
 
 def payload(group: int, flip: int) -> str:
@@ -94,7 +95,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-baseline", action="store_true", help="measure the service only")
     options = parser.parse_args()
-    bodies = [payload(group, flip) for flip in range(3) for group in range(GROUPS)]
+    bodies = [payload(group, flip) for flip in range(FLIPS) for group in range(GROUPS)]
 
     baselines: dict[str, tuple[Load, float]] = {}
     if not options.skip_baseline:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import payload
+from harness import floor_database, insert_bodies
+from ingest import FLIPS, GROUPS, payload
 from slack_tools.alerts.models import Source
 from slack_tools.alerts.sources import alertmanager
 from slack_tools.service.ingest import _store
@@ -44,8 +44,6 @@ from slack_tools.storage.database import create_engine, upgrade, write_transacti
 from slack_tools.storage.usage import usage_noted
 
 BATCH = 32
-GROUPS = 500
-FLIPS = 3  # states of each group, as in bench/ingest.py
 
 
 def cpu_per_item(run: Callable[[], int], repeats: int) -> float:
@@ -95,13 +93,14 @@ def main() -> None:
         upgrade(engine)
         groups = [alertmanager.parse_fast(body)[0] for body in bodies]
         targets = (delivery.TargetWrite("#bench", "en_US", True),)
-        offset = [0]
-        duplicates = [0]
+        runs = 0
+        duplicates = 0
 
         def store() -> int:
+            nonlocal runs, duplicates
             # Each run starts one state further: every write changes its group's state.
-            offset[0] += 1
-            shift = (offset[0] % FLIPS) * GROUPS
+            runs += 1
+            shift = (runs % FLIPS) * GROUPS
             shifted = groups[shift:] + groups[:shift]
             for start in range(0, len(shifted), BATCH):
                 now = datetime.now(UTC)
@@ -111,7 +110,7 @@ def main() -> None:
                 ]
                 with write_transaction(engine) as connection, usage_noted(connection):
                     for job in jobs:
-                        duplicates[0] += sum(
+                        duplicates += sum(
                             r.outcome is delivery.WriteOutcome.DUPLICATE for r in job(connection)
                         )
             return len(shifted)
@@ -120,22 +119,14 @@ def main() -> None:
             ("store: the writer's job (dedup write)", cpu_per_item(store, options.repeats))
         )
         engine.dispose()
-        if duplicates[0]:
-            print(f"note: {duplicates[0]} writes were duplicates (measured as cheaper)")
+        if duplicates:
+            print(f"note: {duplicates} writes were duplicates (measured as cheaper)")
 
-        raw = sqlite3.connect(Path(directory) / "floor.db", isolation_level=None)
-        raw.execute("PRAGMA journal_mode=WAL")
-        raw.execute("PRAGMA synchronous=NORMAL")
-        raw.execute("CREATE TABLE received (id INTEGER PRIMARY KEY, body BLOB)")
+        raw = floor_database(Path(directory) / "floor.db")
 
         def insert() -> int:
             for start in range(0, len(bodies), BATCH):
-                raw.execute("BEGIN")
-                raw.executemany(
-                    "INSERT INTO received (body) VALUES (?)",
-                    [(body,) for body in bodies[start : start + BATCH]],
-                )
-                raw.execute("COMMIT")
+                insert_bodies(raw, bodies[start : start + BATCH])
             return len(bodies)
 
         results.append(("store: the floor's row", cpu_per_item(insert, options.repeats)))
